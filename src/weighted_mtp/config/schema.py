@@ -1,0 +1,160 @@
+"""Frozen dataclasses for the merged parameters.
+
+Config enters the Kedro-free packages through one door: the validated params dict becomes
+these dataclasses at the node boundary, so loops never read YAML or guess at missing keys.
+The field names equal the YAML keys of ``conf/base/parameters.yml``; the validator derives
+the set of allowed keys from these fields, so a new option is added in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    name: str
+    recipe: str = "verifiable"
+    experiment: str = "default"
+    checkpoint_dir: str = "data/06_models/checkpoints/default"
+
+
+@dataclass(frozen=True)
+class MicroModelConfig:
+    dim: int = 128
+    n_layers: int = 6
+    n_heads: int = 4
+    n_kv_heads: Optional[int] = 2
+    n_future_tokens: int = 4
+    max_seq_len: int = 512
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PolicyModelConfig:
+    name: str
+    path: str
+    create_micro: bool = False
+    dtype: str = "float32"
+    device: str = "auto"
+    value_head: str = "linear"
+    micro: MicroModelConfig = field(default_factory=MicroModelConfig)
+
+
+@dataclass(frozen=True)
+class ReferenceModelConfig:
+    name: str = "reference"
+    path: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    policy: PolicyModelConfig
+    reference: ReferenceModelConfig = field(default_factory=ReferenceModelConfig)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    train: str
+    validation: str
+    name: str = "embedded-code"
+    raw: Optional[str] = None
+    tokenizer: Optional[str] = None
+    max_length: int = 512
+    validation_fraction: float = 0.1
+    split_seed: int = 42
+    max_solutions_per_problem: int = 4
+    tokenizer_vocab_size: int = 4096
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    enabled: bool = True
+    experiment_name: str = "weighted-mtp"
+    run_name: Optional[str] = None
+    log_checkpoints: str = "best"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    enabled: bool = True
+    n_epochs: float = 3.0
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    warmup_ratio: float = 0.1
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    enabled: bool = True
+    n_epochs: float = 0.5
+    learning_rate: float = 1e-4
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    loss: str = "mse"
+    huber_delta: float = 1.0
+    freeze_trunk: bool = True
+    train_on: str = "all"
+
+
+@dataclass(frozen=True)
+class TDEMAConfig:
+    enabled: bool = False
+    momentum: float = 0.99
+    warmup_steps: int = 10
+
+
+@dataclass(frozen=True)
+class Stage2Config:
+    enabled: bool = True
+    n_epochs: float = 2.5
+    learning_rate: float = 1e-5
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 0.5
+    weighting: str = "td"
+    beta: float = 0.9
+    gamma: float = 1.0
+    td_lambda: float = 0.0
+    initial_value: float = 0.5
+    value_coef: float = 0.5
+    value_loss: str = "mse"
+    weight_clip_min: float = 0.1
+    weight_clip_max: float = 5.0
+    normalize_mean: bool = False
+    td_ema: TDEMAConfig = field(default_factory=TDEMAConfig)
+    k_percent: float = 0.6
+    train_on: str = "correct"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    seed: int = 42
+    log_interval: int = 10
+    eval_interval: int = 100
+    save_checkpoint_every: int = 1
+    resume_from: Optional[str] = None
+    monitor: str = "val_loss"
+    patience: int = 5
+    early_stopping: bool = False
+    num_workers: int = 0
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    project: ProjectConfig
+    models: ModelsConfig
+    dataset: DatasetConfig
+    mlflow: MlflowConfig
+    training: TrainingConfig
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The merged params dict the config was built from (for checkpoints and MLflow)."""

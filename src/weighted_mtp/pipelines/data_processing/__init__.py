@@ -1,0 +1,1 @@
+"""Raw problems → Alpaca train/validation JSONL and a tokenizer."""

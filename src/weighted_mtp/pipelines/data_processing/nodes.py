@@ -1,0 +1,49 @@
+"""Nodes of the data_processing pipeline: thin adapters over :mod:`weighted_mtp.data`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from weighted_mtp.config import RunConfig
+from weighted_mtp.data import (
+    load_tokenizer as load_saved_tokenizer,
+    problems_to_records,
+    split_by_problem,
+    tokenizer_training_texts,
+    train_bpe_tokenizer,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def build_datasets(
+    raw_problems: list[dict[str, Any]], run_config: RunConfig
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Turn raw problems into Alpaca records split by problem (never by record)."""
+    dataset = run_config.dataset
+    records = problems_to_records(raw_problems, dataset.max_solutions_per_problem, dataset.split_seed)
+    train, validation = split_by_problem(records, dataset.validation_fraction, dataset.split_seed)
+    for name, split in (("train", train), ("validation", validation)):
+        n_correct = sum(r["is_correct"] for r in split)
+        problems = len({r["problem_id"] for r in split})
+        logger.info("%s: %d records from %d problems (%d correct, %d incorrect)",
+                    name, len(split), problems, n_correct, len(split) - n_correct)
+    return train, validation
+
+
+def load_tokenizer(train_records: list[dict[str, Any]], run_config: RunConfig) -> Any:
+    """Use the model's own tokenizer when it ships one; else train a BPE on the train split.
+
+    The embedded micro model is created from this tokenizer (its vocabulary size), and keeps
+    a copy in its directory, so later runs load that copy and the two never drift.
+    """
+    model_tokenizer = Path(run_config.models.policy.path) / "tokenizer"
+    if model_tokenizer.is_dir():
+        logger.info("Loading the model's tokenizer from %s", model_tokenizer)
+        return load_saved_tokenizer(model_tokenizer)
+    texts = tokenizer_training_texts(train_records)
+    vocab_size = run_config.dataset.tokenizer_vocab_size
+    logger.info("Training a byte-level BPE tokenizer (vocab %d) on %d records", vocab_size, len(texts))
+    return train_bpe_tokenizer(texts, vocab_size=vocab_size)

@@ -1,0 +1,28 @@
+"""Wiring of the data_processing pipeline."""
+
+from kedro.pipeline import Pipeline, node
+
+from weighted_mtp.pipelines.data_processing.nodes import build_datasets, load_tokenizer
+from weighted_mtp.pipelines.shared import validate_config_node
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            validate_config_node,
+            node(
+                build_datasets,
+                inputs=["raw_problems", "run_config"],
+                outputs=["train_records", "validation_records"],
+                name="build_datasets",
+                tags=["data"],
+            ),
+            node(
+                load_tokenizer,
+                inputs=["train_records", "run_config"],
+                outputs="tokenizer",
+                name="load_tokenizer",
+                tags=["data"],
+            ),
+        ]
+    )

@@ -1,0 +1,1 @@
+"""Kedro-free steps the pipeline nodes delegate to: model set-up and recipe orchestration."""

@@ -1,0 +1,89 @@
+"""Where the policy model comes from: a model directory on disk, or the generated micro model.
+
+A generated micro model is random, so it is warmed up once (plain MTP pre-training on the
+training corpus) before stage 1 can learn anything from its trunk. A marker file in the
+model directory records whether that warm-up happened, so later runs reuse the directory
+instead of repeating it, and a real checkpoint (no marker) is never pre-trained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from weighted_mtp.config.schema import RunConfig
+from weighted_mtp.models import MetaLlamaMTPAdapter, create_micro_model
+
+logger = logging.getLogger(__name__)
+
+MARKER_FILE = "weighted_mtp.json"
+
+
+def load_or_create_policy(config: RunConfig, tokenizer: Any) -> MetaLlamaMTPAdapter:
+    """Load ``models.policy.path``, or generate the micro model there when allowed.
+
+    Args:
+        config: The validated run config.
+        tokenizer: The tokenizer the data was encoded with (its size sets the micro vocab).
+
+    Returns:
+        The adapter on the CPU; the training node moves it to its device.
+
+    Raises:
+        FileNotFoundError: No model at the path and ``models.policy.create_micro`` is false.
+        ValueError: The model's vocabulary is smaller than the tokenizer's.
+    """
+    policy = config.models.policy
+    path = Path(policy.path)
+    if (path / "metadata.json").is_file():
+        adapter = MetaLlamaMTPAdapter.from_pretrained(path, device="cpu", value_head=policy.value_head)
+    elif policy.create_micro:
+        adapter = _create_micro(config, tokenizer, path)
+    else:
+        raise FileNotFoundError(
+            f"models.policy.path: no model directory at '{path}' (expected metadata.json and "
+            "safetensors/model.safetensors). Convert a Meta checkpoint with "
+            "`python -m weighted_mtp.models.convert`, or set models.policy.create_micro: true "
+            "to generate the micro model."
+        )
+    if adapter.args.vocab_size < len(tokenizer):
+        raise ValueError(
+            f"models.policy.path: the model at '{path}' has vocab_size {adapter.args.vocab_size} "
+            f"but the tokenizer has {len(tokenizer)} tokens; use the model's own tokenizer "
+            f"(put it in '{path / 'tokenizer'}') or regenerate the micro model."
+        )
+    return adapter
+
+
+def _create_micro(config: RunConfig, tokenizer: Any, path: Path) -> MetaLlamaMTPAdapter:
+    micro = asdict(config.models.policy.micro)
+    seed = micro.pop("seed")
+    adapter = create_micro_model(
+        path, vocab_size=len(tokenizer), seed=seed, value_head=config.models.policy.value_head, **micro
+    )
+    tokenizer.save_pretrained(str(path / "tokenizer"))
+    write_marker(path, {"generated_micro": True, "pretrained": False})
+    return adapter
+
+
+def needs_pretraining(model_dir: str | Path) -> bool:
+    """True for a generated micro model that has not been warmed up yet."""
+    marker = read_marker(model_dir)
+    return bool(marker.get("generated_micro")) and not marker.get("pretrained", False)
+
+
+def read_marker(model_dir: str | Path) -> dict[str, Any]:
+    path = Path(model_dir) / MARKER_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_marker(model_dir: str | Path, content: dict[str, Any]) -> None:
+    """Write the marker through a temp file and rename, like every other project file."""
+    path = Path(model_dir) / MARKER_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(content, indent=2, sort_keys=True))
+    os.replace(tmp, path)
