@@ -1,0 +1,266 @@
+"""Tokenisation of Alpaca records and dynamic-padding collation (DESIGN §3).
+
+A row is ``[BOS] prompt response [EOS]``; prompt and response are tokenised separately so the
+boundary is exact (a joint tokenisation could merge the prompt's last characters with the
+response's first). Labels equal ``input_ids`` on the response and EOS and are -100 on BOS and
+the prompt; labels are *not* shifted: the MTP loss compares head k at position t with
+``labels[t + k]``.
+
+A row longer than ``max_length`` is cut at ``max_length``; it then has no EOS and is flagged
+``truncated`` so the value targets can treat its last token as non-terminal. A prompt that
+alone fills ``max_length`` leaves a row with no labelled token: it is kept, flagged
+``truncated``, and callers may drop it (``TokenizedDataset(..., drop_unlabelled=True)``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from transformers import PreTrainedTokenizerBase
+
+from weighted_mtp.data.prompts import format_prompt
+
+IGNORE_INDEX = -100
+"""Label of positions no loss is computed on (PyTorch's ``cross_entropy`` default)."""
+
+logger = logging.getLogger(__name__)
+
+EncodedRow = dict[str, Any]
+
+
+def encode_record(
+    record: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> EncodedRow:
+    """Tokenises one Alpaca record into a training row.
+
+    Args:
+        record: An Alpaca record (``instruction``, ``input``, ``output``, ``is_correct``,
+            ``problem_id``, ``task_id``).
+        tokenizer: A tokenizer with ``bos_token_id`` and ``eos_token_id``.
+        max_length: Maximum row length in tokens, BOS and EOS included (>= 2).
+
+    Returns:
+        ``{"input_ids": list[int], "labels": list[int], "is_correct": bool,
+        "truncated": bool, "problem_id": str, "task_id": str}``.
+
+    Raises:
+        ValueError: If ``max_length`` < 2, the tokenizer lacks BOS/EOS, or the record lacks
+            a field (the message names the record).
+    """
+    return encode_records([record], tokenizer, max_length)[0]
+
+
+def encode_records(
+    records: Sequence[Mapping[str, Any]], tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> list[EncodedRow]:
+    """Tokenises many records with two batched tokenizer calls; see ``encode_record``."""
+    if max_length < 2:
+        raise ValueError(f"max_length must be >= 2 (BOS + one token), got {max_length}")
+    bos_id, eos_id = _bos_eos_ids(tokenizer)
+    texts = [_record_texts(record, index) for index, record in enumerate(records)]
+    if not texts:
+        return []
+    prompts = _token_ids(tokenizer, [prompt for prompt, _ in texts])
+    responses = _token_ids(tokenizer, [response for _, response in texts])
+    return [
+        _assemble(record, prompt, response, bos_id, eos_id, max_length)
+        for record, prompt, response in zip(records, prompts, responses)
+    ]
+
+
+def _assemble(
+    record: Mapping[str, Any],
+    prompt_ids: list[int],
+    response_ids: list[int],
+    bos_id: int,
+    eos_id: int,
+    max_length: int,
+) -> EncodedRow:
+    """Concatenates ``[BOS] prompt response [EOS]``, labels the response and EOS, truncates."""
+    input_ids = [bos_id, *prompt_ids, *response_ids, eos_id]
+    labels = [IGNORE_INDEX] * (1 + len(prompt_ids)) + [*response_ids, eos_id]
+    truncated = len(input_ids) > max_length
+    return {
+        "input_ids": input_ids[:max_length],
+        "labels": labels[:max_length],
+        "is_correct": bool(record["is_correct"]),
+        "truncated": truncated,
+        "problem_id": str(record["problem_id"]),
+        "task_id": str(record["task_id"]),
+    }
+
+
+def _record_texts(record: Mapping[str, Any], index: int) -> tuple[str, str]:
+    """The (prompt, response) texts of a record, after checking its required fields."""
+    missing = [
+        key
+        for key in ("instruction", "output", "is_correct", "problem_id", "task_id")
+        if key not in record
+    ]
+    if missing:
+        name = record.get("task_id", f"#{index}")
+        raise ValueError(f"record {name}: missing field(s) {missing}")
+    return format_prompt(record["instruction"], record.get("input", "")), record["output"]
+
+
+def _token_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """Batch-tokenises texts without special tokens (BOS/EOS are added by ``_assemble``)."""
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+def _bos_eos_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]:
+    """The tokenizer's BOS and EOS ids, which every row needs."""
+    bos_id, eos_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+    if bos_id is None or eos_id is None:
+        raise ValueError(
+            f"tokenizer {type(tokenizer).__name__} needs bos and eos tokens, "
+            f"found bos_token_id={bos_id}, eos_token_id={eos_id}"
+        )
+    return int(bos_id), int(eos_id)
+
+
+@dataclass(frozen=True)
+class MTPCollator:
+    """Pads a list of encoded rows to the batch's longest row (right padding).
+
+    Padding per batch rather than to ``max_length`` keeps short batches cheap. Use
+    ``resolve_pad_token_id(tokenizer)`` for ``pad_token_id`` (a LLaMA tokenizer has no pad
+    token; its EOS id is used instead).
+
+    Attributes:
+        pad_token_id: Id written into padded ``input_ids`` positions.
+        pad_to_multiple_of: Optional; round the padded length up to a multiple of this
+            (tensor-core friendly shapes on GPU).
+    """
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be >= 1, got {self.pad_to_multiple_of}")
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Builds a batch.
+
+        Args:
+            rows: Rows from ``encode_record``.
+
+        Returns:
+            ``input_ids`` (B,S) long, ``labels`` (B,S) long (-100 on prompt and padding),
+            ``attention_mask`` (B,S) long (1 on real tokens), ``loss_mask`` (B,S) float
+            (labels != -100), ``rewards`` (B,) float (1.0 if correct), ``truncated`` (B,)
+            bool, ``is_correct`` (B,) bool, and ``task_id`` / ``problem_id`` lists of str.
+
+        Raises:
+            ValueError: If ``rows`` is empty.
+        """
+        if not rows:
+            raise ValueError("cannot collate an empty batch")
+        length = self._padded_length(max(len(row["input_ids"]) for row in rows))
+        input_ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for index, row in enumerate(rows):
+            n_tokens = len(row["input_ids"])
+            input_ids[index, :n_tokens] = torch.as_tensor(row["input_ids"], dtype=torch.long)
+            labels[index, :n_tokens] = torch.as_tensor(row["labels"], dtype=torch.long)
+            attention_mask[index, :n_tokens] = 1
+        is_correct = torch.tensor([bool(row["is_correct"]) for row in rows], dtype=torch.bool)
+        return {
+            "input_ids": input_ids,  # (B, S)
+            "labels": labels,  # (B, S)
+            "attention_mask": attention_mask,  # (B, S)
+            "loss_mask": (labels != IGNORE_INDEX).float(),  # (B, S)
+            "rewards": is_correct.float(),  # (B,)
+            "truncated": torch.tensor([bool(row["truncated"]) for row in rows]),  # (B,)
+            "is_correct": is_correct,  # (B,)
+            "task_id": [row["task_id"] for row in rows],
+            "problem_id": [row["problem_id"] for row in rows],
+        }
+
+    def _padded_length(self, longest: int) -> int:
+        """The batch length: the longest row, rounded up to ``pad_to_multiple_of``."""
+        multiple = self.pad_to_multiple_of
+        if multiple is None:
+            return longest
+        return -(-longest // multiple) * multiple
+
+
+class TokenizedDataset(Dataset):
+    """Records encoded once, at construction, as a map-style torch Dataset.
+
+    Encoding up front (two batched tokenizer calls) makes every epoch's ``__getitem__`` a list
+    lookup and surfaces bad records before training starts.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        *,
+        only_correct: bool = False,
+        drop_unlabelled: bool = False,
+    ) -> None:
+        """Encodes ``records``.
+
+        Args:
+            records: Alpaca records.
+            tokenizer: The model's tokenizer.
+            max_length: Maximum row length (see ``encode_record``).
+            only_correct: Keep only rows of correct solutions (stage 2 trains on these).
+            drop_unlabelled: Drop rows whose prompt fills ``max_length`` (no response token
+                left to learn from).
+        """
+        rows = encode_records(records, tokenizer, max_length)
+        self._rows = _select(rows, only_correct, drop_unlabelled)
+        n_truncated = sum(row["truncated"] for row in self._rows)
+        if n_truncated:
+            logger.info(
+                "%d of %d rows truncated to max_length=%d", n_truncated, len(self._rows), max_length
+            )
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[EncodedRow]) -> TokenizedDataset:
+        """A dataset over already-encoded rows (no tokenizer call)."""
+        dataset = cls.__new__(cls)
+        dataset._rows = list(rows)
+        return dataset
+
+    def filter(self, predicate: Callable[[EncodedRow], bool]) -> TokenizedDataset:
+        """A new dataset with the rows for which ``predicate(row)`` is true, not re-encoded.
+
+        Example: ``dataset.filter(lambda row: row["is_correct"])``.
+        """
+        return TokenizedDataset.from_rows(row for row in self._rows if predicate(row))
+
+    @property
+    def rows(self) -> list[EncodedRow]:
+        """The encoded rows (do not mutate)."""
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index: int) -> EncodedRow:
+        return self._rows[index]
+
+
+def has_labels(row: Mapping[str, Any]) -> bool:
+    """True if the row has at least one labelled (response or EOS) token."""
+    return any(label != IGNORE_INDEX for label in row["labels"])
+
+
+def _select(rows: list[EncodedRow], only_correct: bool, drop_unlabelled: bool) -> list[EncodedRow]:
+    """Applies the constructor's filters."""
+    return [
+        row
+        for row in rows
+        if (row["is_correct"] or not only_correct) and (has_labels(row) or not drop_unlabelled)
+    ]

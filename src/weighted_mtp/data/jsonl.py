@@ -1,0 +1,102 @@
+"""JSON Lines reading and atomic writing.
+
+Records travel between pipeline stages as JSONL files (one JSON object per line). Reading
+reports the exact file and line of a bad record, because a hand-edited or truncated data file
+is the most common cause of a failed run; writing goes through a temp file and ``os.replace``
+so that an interrupted run never leaves a half-written file that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+PathLike = str | os.PathLike[str]
+
+
+def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
+    """Reads a JSONL file into a list of dicts.
+
+    Blank (whitespace-only) lines are skipped so that a trailing newline or a separating
+    blank line is harmless.
+
+    Args:
+        path: The file to read (UTF-8).
+
+    Returns:
+        One dict per non-blank line, in file order.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If a line is not valid JSON or is not a JSON object; the message names
+            the file, the 1-based line number and the reason.
+    """
+    path = Path(path)
+    records: list[dict[str, Any]] = []
+    with path.open("r", encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if line.strip():
+                records.append(_parse_line(line, path, line_number))
+    return records
+
+
+def _parse_line(line: str, path: Path, line_number: int) -> dict[str, Any]:
+    """Parses one JSONL line, naming the file and line when it is not a JSON object."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path}:{line_number}: invalid JSON ({error.msg} at column {error.colno})"
+        ) from error
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{path}:{line_number}: expected a JSON object per line, "
+            f"found {type(value).__name__}"
+        )
+    return value
+
+
+def write_jsonl(path: PathLike, records: Iterable[Mapping[str, Any]]) -> None:
+    """Writes records as JSONL atomically, creating parent directories.
+
+    The records are written to a temp file in the destination directory (same file system,
+    so the rename is atomic) and then moved over ``path``; readers see either the old file or
+    the complete new one. Non-ASCII text is written as UTF-8, not escaped, so files stay
+    readable.
+
+    Args:
+        path: The destination file.
+        records: Mappings that ``json.dumps`` can serialise.
+
+    Raises:
+        TypeError: If a record is not a mapping or holds a value JSON cannot encode; the
+            message gives the record's 0-based index. No file is left behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            for index, record in enumerate(records):
+                handle.write(_dump_record(record, index))
+                handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _dump_record(record: Mapping[str, Any], index: int) -> str:
+    """Serialises one record to a single JSON line, naming the record on failure."""
+    if not isinstance(record, Mapping):
+        raise TypeError(f"record {index}: expected a mapping, found {type(record).__name__}")
+    try:
+        return json.dumps(dict(record), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"record {index}: cannot be written as JSON ({error})") from error

@@ -1,0 +1,68 @@
+"""Kedro dataset for a model directory in the DESIGN §2 layout (Meta keys + value head)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset
+
+
+@dataclass
+class ModelBundle:
+    """A model and the tokenizer that goes in its ``tokenizer/`` folder."""
+
+    adapter: Any
+    tokenizer: Any = None
+
+
+class ModelDirectoryDataset(AbstractDataset[Any, Any]):
+    """Loads a model directory with ``from_pretrained``; saves one atomically.
+
+    ``save`` writes the whole directory (weights, metadata, and ``tokenizer/`` when a
+    :class:`ModelBundle` carries one) next to the target, then swaps it in, so a crash
+    mid-save leaves the previous model readable. ``load`` returns the adapter on CPU; the
+    node that uses it decides the device.
+    """
+
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def load(self) -> Any:
+        from weighted_mtp.models import MetaLlamaMTPAdapter
+
+        return MetaLlamaMTPAdapter.from_pretrained(self._path, device="cpu")
+
+    def save(self, data: Any) -> None:
+        bundle = data if isinstance(data, ModelBundle) else ModelBundle(adapter=data)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        staging = self._path.parent / f".{self._path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            bundle.adapter.save_pretrained(staging)
+            if bundle.tokenizer is not None:
+                bundle.tokenizer.save_pretrained(str(staging / "tokenizer"))
+            elif (self._path / "tokenizer").is_dir():
+                shutil.copytree(self._path / "tokenizer", staging / "tokenizer")
+            swap_directory(staging, self._path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _exists(self) -> bool:
+        return (self._path / "metadata.json").is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}
+
+
+def swap_directory(new: Path, target: Path) -> None:
+    """Replace ``target`` by ``new`` with renames only, so one of the two always exists."""
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
