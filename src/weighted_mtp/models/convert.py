@@ -1,0 +1,131 @@
+"""Convert Meta's release (``consolidated.pth`` + ``params.json``) to the model directory.
+
+The tensors keep Meta's names and dtype (bf16 for 7B_1T_4); only ``rope.freqs`` (a
+precomputed table, not a weight) is dropped. Every key and shape is checked against
+``params.json`` before anything is written.
+
+Usage::
+
+    python -m weighted_mtp.models.convert --consolidated 7B_1T_4/consolidated.pth \\
+        --params 7B_1T_4/params.json --out data/06_models/meta-llama-mtp-7b
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from weighted_mtp.models import checkpoint_io as ckpt
+from weighted_mtp.models.args import ModelArgs
+
+logger = logging.getLogger(__name__)
+
+
+def _read_params(params_path: Path, embeddings: torch.Tensor | None) -> ModelArgs:
+    """ModelArgs from Meta's params.json; ``vocab_size: -1`` is taken from the embeddings."""
+    if not params_path.is_file():
+        raise FileNotFoundError(f"params file {params_path} not found (Meta ships it next to "
+                                "consolidated.pth)")
+    try:
+        params = json.loads(params_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{params_path}: invalid JSON at line {error.lineno}: "
+                         f"{error.msg}") from error
+    args = ModelArgs.from_dict(params, source=str(params_path))
+    if args.vocab_size == -1:
+        if embeddings is None:
+            raise ValueError(f"{params_path} has vocab_size -1 and the checkpoint has no "
+                             "tok_embeddings.weight to infer it from")
+        args = args.replace(vocab_size=int(embeddings.shape[0]))
+        logger.info("vocab_size -1 in %s: using %d from tok_embeddings.weight", params_path,
+                    args.vocab_size)
+    return args
+
+
+def _load_consolidated(path: Path) -> dict[str, torch.Tensor]:
+    """Meta's state dict, memory-mapped so a 13 GB file is not read into RAM at once."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found; pass Meta's consolidated.pth "
+                                "(multi-shard consolidated.NN.pth releases are not supported)")
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict (key → tensor), found "
+                         f"{type(state).__name__}")
+    for key in ckpt.META_IGNORED_KEYS:
+        state.pop(key, None)
+    return state
+
+
+def convert_meta_checkpoint(consolidated_path: str | Path, params_path: str | Path,
+                            out_dir: str | Path, model_name: str | None = None,
+                            tokenizer_dir: str | Path | None = None) -> Path:
+    """Write Meta's checkpoint as a model directory (no value head: it starts fresh).
+
+    Args:
+        consolidated_path: Meta's ``consolidated.pth``.
+        params_path: Meta's ``params.json``.
+        out_dir: Target directory (written atomically).
+        model_name: Stored in metadata; default: the checkpoint's parent folder name.
+        tokenizer_dir: Optional Hugging Face tokenizer folder copied to ``tokenizer/``.
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        FileNotFoundError: An input is missing.
+        ValueError: Keys or shapes disagree with ``params.json`` (listed in the message).
+    """
+    consolidated_path, params_path = Path(consolidated_path), Path(params_path)
+    state = _load_consolidated(consolidated_path)
+    args = _read_params(params_path, state.get("tok_embeddings.weight"))
+    found = {key: tuple(t.shape) for key, t in state.items()}
+    ckpt.check_shapes(found, ckpt.meta_key_shapes(args), str(consolidated_path),
+                      hint=f"Is {params_path} the params.json of this checkpoint?")
+    name = model_name or consolidated_path.resolve().parent.name
+    out = ckpt.write_model_dir(Path(out_dir), state, args, name)
+    if tokenizer_dir is not None:
+        _copy_tokenizer(Path(tokenizer_dir), out)
+    logger.info("converted %s (%d tensors, %d parameters) to %s", consolidated_path,
+                len(state), ckpt.count_params(found), out)
+    return out
+
+
+def _copy_tokenizer(tokenizer_dir: Path, out: Path) -> None:
+    if not tokenizer_dir.is_dir():
+        raise FileNotFoundError(f"tokenizer folder {tokenizer_dir} not found")
+    target = out / ckpt.TOKENIZER_DIR
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(tokenizer_dir, target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m weighted_mtp.models.convert",
+        description="Convert Meta's MTP consolidated.pth + params.json to a model directory.")
+    parser.add_argument("--consolidated", required=True, type=Path,
+                        help="Meta's consolidated.pth")
+    parser.add_argument("--params", required=True, type=Path, help="Meta's params.json")
+    parser.add_argument("--out", required=True, type=Path, help="output model directory")
+    parser.add_argument("--model-name", default=None, help="name stored in metadata.json")
+    parser.add_argument("--tokenizer", default=None, type=Path,
+                        help="Hugging Face tokenizer folder to copy into <out>/tokenizer")
+    options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        convert_meta_checkpoint(options.consolidated, options.params, options.out,
+                                model_name=options.model_name, tokenizer_dir=options.tokenizer)
+    except (FileNotFoundError, ValueError) as error:
+        logger.error("%s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
