@@ -1,0 +1,20 @@
+"""Token weights from a value head: TD errors, GAE, whitened exponential weights (DESIGN §4).
+
+Kedro-free and model-free: every function takes tensors and returns tensors (or, for the
+logging summaries, Python floats). See ``docs/METHOD.md`` for the method in words.
+"""
+
+from .ema import TDStatsEMA
+from .gae import compute_gae_advantages
+from .stats import compute_td_stats, compute_weight_stats
+from .td import compute_td_errors
+from .weights import build_weights
+
+__all__ = [
+    "TDStatsEMA",
+    "build_weights",
+    "compute_gae_advantages",
+    "compute_td_errors",
+    "compute_td_stats",
+    "compute_weight_stats",
+]
