@@ -1,0 +1,159 @@
+"""Stage entry points: what trains in each recipe, each weighting, and evaluate_stage."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from training_helpers import CPU, train_losses
+
+from weighted_mtp.data import MTPCollator, TokenizedDataset, resolve_pad_token_id
+from weighted_mtp.training.evaluate import evaluate_stage
+from weighted_mtp.training.losses import per_token_ce, value_state_mask
+from weighted_mtp.training.metrics_logger import HistoryBackend, MetricsLogger
+from weighted_mtp.training.stages import run_pretrain, run_stage1, run_stage2
+
+
+def _snapshot(adapter) -> dict[str, list[torch.Tensor]]:
+    return {
+        "trunk": [p.detach().clone() for p in adapter.trunk_parameters()],
+        "heads": [p.detach().clone() for p in adapter.head_parameters()],
+        "value": [p.detach().clone() for p in adapter.value_head_parameters()],
+    }
+
+
+def _changed(before, adapter) -> dict[str, bool]:
+    after = _snapshot(adapter)
+    return {part: any(not torch.equal(a, b) for a, b in zip(before[part], after[part]))
+            for part in before}
+
+
+def _logger() -> MetricsLogger:
+    return MetricsLogger([HistoryBackend()])
+
+
+@pytest.mark.parametrize("weighting", ["td", "uniform", "rho1"])
+def test_each_stage2_weighting_trains(weighting, make_adapter, tokenizer, train_records,
+                                      val_records, make_config, tmp_path):
+    value_coef = 0.5 if weighting == "td" else 0.0  # as in conf/verifiable, baseline, rho1
+    config = make_config({"training": {"stage2": {
+        "n_epochs": 0.4, "weighting": weighting, "value_coef": value_coef}}})
+    adapter = make_adapter()
+    before = _snapshot(adapter)
+    reference = make_adapter() if weighting == "rho1" else None
+    result = run_stage2(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
+                        tmp_path, reference=reference, progress=False)
+    assert result.global_step == 2 and result.adapter is adapter
+    assert all(math.isfinite(loss) for _, loss in train_losses(result.history))
+    assert _changed(before, adapter) == {"trunk": True, "heads": True, "value": value_coef > 0}
+    weights_mean = result.metrics.get("weights/mean")
+    if weighting == "uniform":
+        assert weights_mean is None
+        assert result.metrics["train/weighted_mtp_loss"] == result.metrics["train/mtp_loss"]
+    elif weighting == "rho1":
+        assert weights_mean == pytest.approx(0.6, abs=0.05)  # k_percent of the tokens kept
+    else:
+        assert 0.1 <= weights_mean <= 5.0 and result.metrics["weights/std"] > 0
+    assert (tmp_path / "checkpoint_stage2_final.pt").is_file()
+
+
+def test_rho1_stage2_needs_a_reference(make_adapter, tokenizer, train_records, val_records,
+                                       make_config, tmp_path):
+    config = make_config({"training": {"stage2": {"weighting": "rho1"}}})
+    with pytest.raises(ValueError, match="no reference model was given"):
+        run_stage2(make_adapter(), tokenizer, train_records, val_records, config, _logger(), CPU,
+                   tmp_path)
+
+
+@pytest.mark.parametrize("freeze_trunk", [True, False])
+def test_stage1_verifiable_trains_the_value_head_only(freeze_trunk, make_adapter, tokenizer,
+                                                      train_records, val_records, make_config,
+                                                      tmp_path):
+    config = make_config({"training": {"stage1": {"n_epochs": 0.4, "freeze_trunk": freeze_trunk}}})
+    adapter = make_adapter()
+    before = _snapshot(adapter)
+    result = run_stage1(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
+                        tmp_path, progress=False)
+    assert result.adapter is adapter
+    assert _changed(before, adapter) == {"trunk": not freeze_trunk, "heads": False, "value": True}
+    assert result.metrics["val_loss"] == result.metrics["val_value_loss"]
+    assert "val_value_explained_variance" in result.metrics
+    assert result.best_checkpoint.name == "checkpoint_stage1_best.pt"
+
+
+def test_stage1_rho1_tunes_a_copy_as_reference(make_adapter, tokenizer, train_records,
+                                               val_records, make_config, tmp_path):
+    config = make_config({"project": {"recipe": "rho1"}, "training": {"stage1": {"n_epochs": 0.4}}})
+    adapter = make_adapter()
+    before = _snapshot(adapter)
+    result = run_stage1(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
+                        tmp_path, progress=False)
+    assert result.adapter is not adapter
+    assert _changed(before, adapter) == {"trunk": False, "heads": False, "value": False}
+    assert _changed(before, result.adapter) == {"trunk": True, "heads": True, "value": False}
+    assert result.metrics["val_loss"] == result.metrics["val_mtp_loss"]
+
+
+def test_pretrain_trains_trunk_and_heads_without_checkpoints(make_adapter, tokenizer,
+                                                             train_records, val_records,
+                                                             make_config):
+    config = make_config({"training": {"pretrain": {"n_epochs": 0.4}}})
+    adapter = make_adapter()
+    before = _snapshot(adapter)
+    result = run_pretrain(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
+                          progress=False)
+    assert _changed(before, adapter) == {"trunk": True, "heads": True, "value": False}
+    assert result.final_checkpoint is None and result.best_checkpoint is None
+    losses = [loss for _, loss in train_losses(result.history)]
+    assert losses[0] == pytest.approx(math.log(len(tokenizer)), rel=0.1)  # init near log V
+
+
+def _two_batches(tokenizer, records):
+    """A 1-row batch and a 3-row batch: different token counts."""
+    dataset = TokenizedDataset(records, tokenizer, 64)
+    collate = MTPCollator(resolve_pad_token_id(tokenizer))
+    return [collate([dataset[0]]), collate([dataset[1], dataset[2], dataset[3]])]
+
+
+def test_evaluate_stage_is_token_weighted_and_restores_mode(make_adapter, tokenizer, val_records,
+                                                            make_config):
+    config = make_config()
+    adapter = make_adapter().train()
+    batches = _two_batches(tokenizer, val_records)
+    figures = evaluate_stage(adapter, batches, config, CPU, "pretrain")
+    assert adapter.training
+    sums, counts, per_batch = [0.0] * 4, [0] * 4, []
+    with torch.no_grad():
+        for batch in batches:
+            z = adapter.trunk_forward(batch["input_ids"])
+            ce, valid = per_token_ce(adapter.head_logits(z, 0), batch["labels"], 1)
+            per_batch.append(ce.sum().item() / valid.sum().item())
+            for k in range(4):
+                ce, valid = per_token_ce(adapter.head_logits(z, k), batch["labels"], k + 1)
+                sums[k] += ce.sum().item()
+                counts[k] += valid.sum().item()
+    for k in range(4):
+        assert figures[f"val_head{k}_loss"] == pytest.approx(sums[k] / counts[k], rel=1e-6)
+    assert figures["val_mtp_loss"] == pytest.approx(sum(s / c for s, c in zip(sums, counts)) / 4)
+    assert figures["val_loss"] == figures["val_mtp_loss"]
+    assert figures["val_head0_loss"] != pytest.approx(sum(per_batch) / 2, rel=1e-6)
+
+
+def test_evaluate_stage_value_loss_is_token_weighted(make_adapter, tokenizer, val_records,
+                                                     make_config):
+    config = make_config()
+    adapter = make_adapter().eval()
+    batches = _two_batches(tokenizer, val_records)
+    figures = evaluate_stage(adapter, batches, config, CPU, "stage1")
+    assert not adapter.training
+    total, count = 0.0, 0.0
+    with torch.no_grad():
+        for batch in batches:
+            values = adapter.values_from_trunk(adapter.trunk_forward(batch["input_ids"]))
+            states = value_state_mask(batch["loss_mask"])
+            total += (((values - batch["rewards"][:, None]) ** 2) * states).sum().item()
+            count += states.sum().item()
+    assert figures["val_value_loss"] == pytest.approx(total / count, rel=1e-6)
+    assert figures["val_loss"] == figures["val_value_loss"]
+    assert "val_mtp_loss" not in figures  # the verifiable critic stage has no CE
