@@ -1,0 +1,23 @@
+"""Wiring of the stage2 pipeline."""
+
+from kedro.pipeline import Pipeline, node
+
+from weighted_mtp.pipelines.shared import validate_config_node
+from weighted_mtp.pipelines.stage2.nodes import evaluate, report_metrics, save_best, train_stage2
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            validate_config_node,
+            node(train_stage2,
+                 inputs=["stage1_model", "tokenizer", "train_records", "validation_records", "parameters"],
+                 outputs=["stage2_model", "stage2_summary"], name="train_stage2", tags=["stage2"]),
+            node(save_best, inputs=["stage2_model", "stage2_summary", "tokenizer"], outputs="best_model",
+                 name="save_best", tags=["stage2"]),
+            node(evaluate, inputs=["best_model", "tokenizer", "validation_records", "parameters"],
+                 outputs="best_model_metrics", name="evaluate", tags=["evaluation"]),
+            node(report_metrics, inputs=["stage1_metrics", "stage2_summary", "best_model_metrics"],
+                 outputs="metrics", name="report_metrics", tags=["evaluation"]),
+        ]
+    )
