@@ -18,13 +18,21 @@ from weighted_mtp.data import (
 logger = logging.getLogger(__name__)
 
 
-def build_datasets(
-    raw_problems: list[dict[str, Any]], run_config: RunConfig
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Turn raw problems into Alpaca records split by problem (never by record)."""
+def build_records(raw_problems: list[dict[str, Any]], run_config: RunConfig) -> list[dict[str, Any]]:
+    """Raw problems → Alpaca records (the primary layer), persisted before any split so
+    the records a model saw can be inspected and re-split without re-reading the raw set."""
     dataset = run_config.dataset
     records = problems_to_records(raw_problems, dataset.max_solutions_per_problem, dataset.split_seed)
-    train, validation = split_by_problem(records, dataset.validation_fraction, dataset.split_seed)
+    logger.info("%d Alpaca records from %d raw problems", len(records), len(raw_problems))
+    return records
+
+
+def build_datasets(
+    alpaca_records: list[dict[str, Any]], run_config: RunConfig
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split the Alpaca records into train and validation by problem (never by record)."""
+    dataset = run_config.dataset
+    train, validation = split_by_problem(alpaca_records, dataset.validation_fraction, dataset.split_seed)
     for name, split in (("train", train), ("validation", validation)):
         n_correct = sum(r["is_correct"] for r in split)
         problems = len({r["problem_id"] for r in split})

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Pipeline, node
 
-from weighted_mtp.pipelines.data_processing.nodes import build_datasets, load_tokenizer
+from weighted_mtp.pipelines.data_processing.nodes import build_datasets, build_records, load_tokenizer
 from weighted_mtp.pipelines.shared import validate_config_node
 
 
@@ -11,8 +11,15 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             validate_config_node,
             node(
-                build_datasets,
+                build_records,
                 inputs=["raw_problems", "run_config"],
+                outputs="alpaca_records",
+                name="build_records",
+                tags=["data"],
+            ),
+            node(
+                build_datasets,
+                inputs=["alpaca_records", "run_config"],
                 outputs=["train_records", "validation_records"],
                 name="build_datasets",
                 tags=["data"],

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from weighted_mtp.config import validate_config
 from weighted_mtp.datasets import ModelBundle
+from weighted_mtp.reporting import token_weight_report
 from weighted_mtp.workflow.reporting import evaluate_model, metrics_report
 from weighted_mtp.workflow.stages import best_model_from_summary, train_stage2_step
 
@@ -31,3 +34,11 @@ def evaluate(best_model: Any, tokenizer: Any, validation_records: list, paramete
 def report_metrics(stage1_metrics: dict, stage2_summary: dict, best_model_metrics: dict) -> dict[str, Any]:
     """``{"stage1": ..., "stage2": ..., "best_model": ...}`` for data/08_reporting/metrics.json."""
     return metrics_report(stage1_metrics, stage2_summary, best_model_metrics)
+
+
+def report_token_weights(
+    best_model: Any, tokenizer: Any, validation_records: list, parameters: dict
+) -> tuple[str, dict[str, Figure]]:
+    """Which tokens the critic weighted: an HTML page and value plots of a few validation
+    solutions, weighted with the stage-2 settings by the exported model's value head."""
+    return token_weight_report(best_model, tokenizer, validation_records, validate_config(parameters))

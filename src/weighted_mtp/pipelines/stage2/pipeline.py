@@ -3,7 +3,13 @@
 from kedro.pipeline import Pipeline, node
 
 from weighted_mtp.pipelines.shared import validate_config_node
-from weighted_mtp.pipelines.stage2.nodes import evaluate, report_metrics, save_best, train_stage2
+from weighted_mtp.pipelines.stage2.nodes import (
+    evaluate,
+    report_metrics,
+    report_token_weights,
+    save_best,
+    train_stage2,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -19,5 +25,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                  outputs="best_model_metrics", name="evaluate", tags=["evaluation"]),
             node(report_metrics, inputs=["stage1_metrics", "stage2_summary", "best_model_metrics"],
                  outputs="metrics", name="report_metrics", tags=["evaluation"]),
+            node(report_token_weights, inputs=["best_model", "tokenizer", "validation_records", "parameters"],
+                 outputs=["token_weights_report", "token_value_plots"], name="report_token_weights",
+                 tags=["evaluation"]),
         ]
     )

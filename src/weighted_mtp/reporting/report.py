@@ -1,0 +1,77 @@
+"""The token-weight report of a run: the page and the figures, from the validated config."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from weighted_mtp.config.schema import RunConfig
+from weighted_mtp.data import encode_records, has_labels
+from weighted_mtp.reporting.token_html import render_token_report
+from weighted_mtp.reporting.token_plots import value_figures
+from weighted_mtp.reporting.token_weights import select_records, td_settings, token_weight_rows
+from weighted_mtp.runtime.device import resolve_device
+
+logger = logging.getLogger(__name__)
+
+ROWS_PER_OUTCOME = 3
+"""Correct and incorrect solutions shown: enough to compare, few enough to read."""
+
+
+def token_weight_report(
+    model: Any,
+    tokenizer: Any,
+    validation: Sequence[Mapping[str, Any]],
+    config: RunConfig,
+    rows_per_outcome: int = ROWS_PER_OUTCOME,
+) -> tuple[str, dict[str, Figure]]:
+    """HTML page and value figures for a few validation solutions, weighted as in stage 2.
+
+    Args:
+        model: The exported best model (adapter with its value head).
+        tokenizer: Its tokenizer.
+        validation: Validation records; ``rows_per_outcome`` correct and incorrect ones
+            are shown.
+        config: The validated run config (stage-2 weighting options, ``max_length``, device).
+        rows_per_outcome: How many correct and how many incorrect solutions.
+
+    Returns:
+        ``(html, {png_name: figure})``.
+    """
+    td = td_settings(config.training.stage2)
+    device = resolve_device(config.models.policy.device)
+    records = select_records(labelled_records(validation, tokenizer, config.dataset.max_length),
+                             rows_per_outcome, rows_per_outcome)
+    rows = token_weight_rows(model.to(device), tokenizer, records, td, config.dataset.max_length, device)
+    logger.info("Token-weight report: %d solutions, %d response tokens",
+                len(rows), sum(len(row.tokens) for row in rows))
+    heading = f"Token weights: {config.project.experiment} (recipe {config.project.recipe})"
+    page = render_token_report(rows, td, heading, recipe_notes(config))
+    return page, value_figures(rows, td.clip_min, td.clip_max)
+
+
+def labelled_records(
+    records: Sequence[Mapping[str, Any]], tokenizer: Any, max_length: int
+) -> list[Mapping[str, Any]]:
+    """The records that keep at least one response token at ``max_length`` (a prompt that
+    fills the row leaves nothing to weight)."""
+    rows = encode_records(records, tokenizer, max_length)
+    return [record for record, row in zip(records, rows) if has_labels(row)]
+
+
+def recipe_notes(config: RunConfig) -> list[str]:
+    """Sentences that keep a reader from over-reading the page for this recipe."""
+    stage1, stage2 = config.training.stage1, config.training.stage2
+    notes = ["Hover over a token for V_t (value after it), δ_t (its TD error) and w_t "
+             "(its weight). Weights are whitened over the tokens shown here, so they show the "
+             "critic's pattern, not the exact weights of a training step."]
+    if stage2.weighting != "td":
+        notes.append(f"This recipe trains with weighting '{stage2.weighting}': these TD weights "
+                     "were not used in its loss; they show what its value head would weight.")
+    if not stage1.enabled and stage2.value_coef == 0:
+        notes.append("The value head was never trained (stage 1 skipped, value_coef 0): "
+                     "its values are those of an untrained head.")
+    return notes
