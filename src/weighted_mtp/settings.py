@@ -3,11 +3,18 @@
 Parameters and the mlflow config are deep-merged ("soft") so a recipe env such as
 ``conf/verifiable`` only states what differs from ``conf/base``; Kedro's default would
 replace whole top-level keys and silently drop the base defaults.
+
+MLflow: :class:`weighted_mtp.hooks.TrackingHooks` drives kedro-mlflow's hook itself (it
+starts the run only when ``mlflow.enabled`` is true, on rank 0, after checking the server),
+so the plugin's own registration is disabled. The name is the distribution's,
+``kedro_mlflow`` with an underscore; ``kedro-mlflow`` would silently match nothing.
 """
 
 import os
 
 from kedro.config import OmegaConfigLoader
+
+from weighted_mtp.hooks import TrackingHooks
 
 
 def _env_or(name: str, default: str | None = None) -> str | None:
@@ -21,4 +28,9 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     "merge_strategy": {"parameters": "soft", "mlflow": "soft", "globals": "soft"},
     "custom_resolvers": {"env_or": _env_or},
+    # kedro-mlflow adds this pattern in its own hook; TrackingHooks reads mlflow.yml first.
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
+
+HOOKS = (TrackingHooks(),)
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)

@@ -70,11 +70,13 @@ def test_log_lines_at_the_right_steps_across_an_epoch_boundary(
         *(f"stage2/train/head{k}_loss" for k in range(4)),
         "stage2/train/mtp_loss", "stage2/train/weighted_mtp_loss", "stage2/train/value_loss",
         "stage2/train/loss", "stage2/weights/mean", "stage2/weights/std",
-        "stage2/weights/clipped_low", "stage2/weights/clipped_high",
+        "stage2/weights/clipped_low", "stage2/weights/clipped_high", "stage2/weights/ess",
+        "stage2/td/mean", "stage2/td/std",
     }
     val_row = next(row for row in history.rows if "stage2/val_loss" in row)
     assert {"stage2/val_loss", "stage2/val_mtp_loss", "stage2/val_value_loss",
-            "stage2/val_value_explained_variance", "stage2/val_head3_loss"} <= set(val_row)
+            "stage2/val_value_explained_variance", "stage2/val_head3_loss",
+            "stage2/best_val_loss"} <= set(val_row)
 
 
 def test_seeded_runs_give_identical_losses(make_adapter, tokenizer, train_records, val_records,

@@ -70,8 +70,15 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class MlflowConfig:
+    """Experiment tracking (docs/MLFLOW.md); the store itself is configured in mlflow.yml.
+
+    ``experiment_name`` None means ``weighted-mtp/<project.recipe>``, derived after the
+    recipe env and ``--params`` are merged (an interpolation in conf/base would freeze the
+    base recipe); ``run_name`` None means ``WMTP_MLFLOW_RUN_NAME`` or ``<recipe>/<pipelines>``.
+    """
+
     enabled: bool = True
-    experiment_name: str = "weighted-mtp"
+    experiment_name: Optional[str] = None
     run_name: Optional[str] = None
     log_checkpoints: str = "best"
 

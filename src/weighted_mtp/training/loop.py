@@ -254,12 +254,12 @@ def train_row(figures: Mapping[str, float], tokens_per_s: float) -> dict[str, fl
 
     ``{"loss": ..., "head0_loss": ..., "lr": ..., "weights/mean": ...}`` →
     ``{"train/loss": ..., "train/head0_loss": ..., "lr": ..., "weights/mean": ...,
-    "tokens_per_s": ...}``.
+    "tokens_per_s": ...}`` (``weights/*`` and ``td/*`` statistics stay top-level).
     """
     top_level = ("epoch", "lr", "grad_norm")
     row = {}
     for key, value in figures.items():
-        if key in top_level or key.startswith("weights/"):
+        if key in top_level or key.startswith(("weights/", "td/")):
             row[key] = value
         else:
             row[f"train/{key}"] = value
@@ -273,15 +273,19 @@ def prefixed(stage: str, row: Mapping[str, float]) -> dict[str, float]:
 
 
 def _evaluate(run: StageRun, settings: LoopSettings, state: LoopState, tracker: BestTracker) -> None:
-    """Validate, log, and save the best checkpoint when the monitored metric improved."""
+    """Validate, save the best checkpoint when the monitored metric improved, and log the
+    figures with the best value so far (``best_{monitor}``, once there is a finite one)."""
     figures = evaluate_stage(run.model, run.val_loader, run.config, run.device, settings.stage,
                              reference=run.reference)
     state.last_val, state.last_eval_step = figures, state.global_step
     state.history.append({"step": state.global_step, **figures})
-    run.logger.log_metrics(prefixed(settings.stage, figures), state.global_step)
     best = handle_evaluation(figures, state.global_step, tracker,
                              lambda: _save(run, settings, state, tracker, "best"))
     state.best_checkpoint = best or state.best_checkpoint
+    logged = dict(figures)
+    if tracker.best is not None:
+        logged[f"best_{tracker.monitor}"] = tracker.best
+    run.logger.log_metrics(prefixed(settings.stage, logged), state.global_step)
 
 
 def handle_evaluation(

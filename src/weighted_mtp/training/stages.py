@@ -350,7 +350,10 @@ def _train_stage(
     log.info("[%s] %d step(s) (%d per epoch, n_epochs %s), %d training rows, %d validation rows.",
              stage, run.plan.total_steps, run.plan.steps_per_epoch, section.n_epochs,
              len(data.train), len(data.val))
-    state, tracker = run_loop(run, settings)
+    try:
+        state, tracker = run_loop(run, settings)
+    finally:
+        logger.close()  # the stage's end: backends flush (MLflow sends what it queued), also on error
     return StageResult(
         stage=stage, adapter=model, metrics={**prefix_train(state.last_train), **state.last_val},
         history=state.history, best_checkpoint=state.best_checkpoint,

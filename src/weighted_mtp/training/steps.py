@@ -142,12 +142,14 @@ class LossSums:
     instead of as a mean of means. One vector means one host sync and one collective.
     """
 
-    _EXTRA = ("value_sum", "value_count", "w_sum", "w_sq", "w_count", "w_low", "w_high", "tokens")
+    _EXTRA = ("value_sum", "value_count", "w_sum", "w_sq", "w_count", "w_low", "w_high", "tokens",
+              "td_sum", "td_sq", "td_count")
 
     def __init__(self, n_heads: int, device: torch.device | str = "cpu") -> None:
         self.n_heads = n_heads
         self.buffer = torch.zeros(3 * n_heads + len(self._EXTRA), dtype=torch.float64, device=device)
         self.has_weights = False
+        self.has_td = False
 
     def _slot(self, name: str) -> int:
         return 3 * self.n_heads + self._EXTRA.index(name)
@@ -175,6 +177,15 @@ class LossSums:
             self.add("w_low", (w <= low * (1 + 1e-6)).sum())
             self.add("w_high", (w >= high * (1 - 1e-6)).sum())
 
+    def add_td(self, x: torch.Tensor, valid: torch.Tensor) -> None:
+        """Add the moments of the TD errors (or GAE advantages) over the ``valid`` positions,
+        before whitening: their raw scale says whether the critic's errors shrink."""
+        self.has_td = True
+        x = x.detach().double()[valid.bool()]
+        self.add("td_sum", x.sum())
+        self.add("td_sq", (x * x).sum())
+        self.add("td_count", x.numel())
+
     def all_reduce(self) -> None:
         """Sum over ranks (identity without a multi-rank process group)."""
         self.buffer = all_reduce_sum(self.buffer)
@@ -196,8 +207,8 @@ def _as_f64(value: torch.Tensor | float) -> torch.Tensor | float:
 
 def summarize(sums: LossSums, objective: Objective) -> dict[str, float]:
     """Turn sums into figures: ``head{k}_loss``, ``mtp_loss``, ``weighted_mtp_loss``,
-    ``value_loss``, ``loss``, ``tokens`` (input tokens seen) and
-    ``weights/{mean,std,clipped_low,clipped_high}``.
+    ``value_loss``, ``loss``, ``tokens`` (input tokens seen),
+    ``weights/{mean,std,clipped_low,clipped_high,ess}`` and ``td/{mean,std}``.
 
     ``head{k}_loss`` and ``mtp_loss`` are the plain (unweighted) CE, comparable across
     recipes; ``weighted_mtp_loss`` is what the stage optimises.
@@ -216,6 +227,8 @@ def summarize(sums: LossSums, objective: Objective) -> dict[str, float]:
     figures["tokens"] = totals["tokens"]
     if sums.has_weights:
         figures.update(_weight_figures(totals))
+    if sums.has_td:
+        figures.update(_td_figures(totals))
     return figures
 
 
@@ -235,7 +248,8 @@ def _ce_figures(totals: Mapping[str, Any]) -> dict[str, float]:
 def _weight_figures(totals: Mapping[str, Any]) -> dict[str, float]:
     count = totals["w_count"]
     if count == 0:
-        return {"weights/mean": 0.0, "weights/std": 0.0, "weights/clipped_low": 0.0, "weights/clipped_high": 0.0}
+        return {"weights/mean": 0.0, "weights/std": 0.0, "weights/clipped_low": 0.0,
+                "weights/clipped_high": 0.0, "weights/ess": 0.0}
     mean = totals["w_sum"] / count
     var = max(0.0, totals["w_sq"] / count - mean * mean) * count / max(count - 1, 1)
     return {
@@ -243,7 +257,26 @@ def _weight_figures(totals: Mapping[str, Any]) -> dict[str, float]:
         "weights/std": math.sqrt(var),
         "weights/clipped_low": totals["w_low"] / count,
         "weights/clipped_high": totals["w_high"] / count,
+        "weights/ess": _ess_fraction(totals["w_sum"], totals["w_sq"], count),
     }
+
+
+def _ess_fraction(w_sum: float, w_sq: float, count: float) -> float:
+    """Kish's effective sample size (Σw)² / Σw² as a fraction of the ``count`` tokens.
+
+    1 means uniform weights; a small value means a few tokens carry the gradient, the
+    failure mode a too-small β produces. 0 when every weight is 0.
+    """
+    return (w_sum * w_sum) / (w_sq * count) if w_sq > 0 else 0.0
+
+
+def _td_figures(totals: Mapping[str, Any]) -> dict[str, float]:
+    count = totals["td_count"]
+    if count == 0:
+        return {"td/mean": 0.0, "td/std": 0.0}
+    mean = totals["td_sum"] / count
+    var = max(0.0, totals["td_sq"] / count - mean * mean) * count / max(count - 1, 1)
+    return {"td/mean": mean, "td/std": math.sqrt(var)}
 
 
 def rows_mask(batch: Mapping[str, torch.Tensor], rows: str) -> torch.Tensor:
@@ -268,6 +301,7 @@ def td_weights(
     td: TDSettings,
     weight_mask: torch.Tensor,
     ema: Any | None = None,
+    sums: LossSums | None = None,
 ) -> torch.Tensor:
     """Token weights from the detached values (DESIGN §4): TD errors → optional GAE →
     whitening (batch or EMA statistics) → exp(z/β) → clip. Target-indexed ``(B, S)``.
@@ -277,11 +311,14 @@ def td_weights(
     rows). Whitening over the weighted tokens keeps the weights centred on them: with
     ``train_on: correct``, statistics over all rows would lift every correct token's
     weight (correct rows end with δ_T = 1 − V > 0) and merely rescale the learning rate.
+    ``sums``, when given, receives the raw TD statistics (:meth:`LossSums.add_td`).
     """
     x = compute_td_errors(values.detach(), batch["rewards"], batch["loss_mask"], gamma=td.gamma,
                           initial_value=td.initial_value, truncated=batch["truncated"])
     if td.td_lambda > 0:
         x = compute_gae_advantages(x, batch["loss_mask"], gamma=td.gamma, lam=td.td_lambda)
+    if sums is not None:
+        sums.add_td(x, weight_mask)
     mean = std = None
     if ema is not None:
         mean, std = ema.update(x, weight_mask)
@@ -398,7 +435,7 @@ def _token_weights(
     if objective.td is None or values is None:
         return None
     weight_mask = (labels != IGNORE_INDEX).to(batch["loss_mask"].dtype)  # loss_mask ∧ train_on rows
-    weights = td_weights(values, batch, objective.td, weight_mask, ema)
+    weights = td_weights(values, batch, objective.td, weight_mask, ema, sums)
     sums.add_weights(weights, weight_mask, (objective.td.clip_min, objective.td.clip_max))
     return weights
 
@@ -504,6 +541,8 @@ def train_step(
     params = [param for group in optimizer.param_groups for param in group["params"]]
     figures["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
     figures["lr"] = float(optimizer.param_groups[0]["lr"])
+    if ema is not None:  # the statistics this step whitened with
+        figures["td/ema_mean"], figures["td/ema_std"] = float(ema.mean), float(ema.std)
     check_finite(figures, objective.stage, step)
     optimizer.step()
     scheduler.step()

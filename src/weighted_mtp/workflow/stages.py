@@ -17,6 +17,7 @@ from torch import nn
 from weighted_mtp.config.schema import RunConfig
 from weighted_mtp.models import MetaLlamaMTPAdapter
 from weighted_mtp.runtime.device import resolve_device
+from weighted_mtp.tracking.attach import mlflow_backend_for
 from weighted_mtp.training.checkpoint import load_checkpoint
 from weighted_mtp.training.metrics_logger import ConsoleBackend, HistoryBackend, MetricsLogger
 from weighted_mtp.training.stages import StageResult, run_pretrain, run_stage1, run_stage2
@@ -28,8 +29,14 @@ Records = Sequence[Mapping[str, Any]]
 
 
 def build_metrics_logger(config: RunConfig) -> MetricsLogger:
-    """The one metrics logger the loops call (console + in-memory history)."""
-    return MetricsLogger([ConsoleBackend(), HistoryBackend()])
+    """The one metrics logger the loops call: console + in-memory history, plus MLflow when
+    a run is active (the Kedro hook started one; rank 0 only). The stage closes it, which
+    flushes what the MLflow thread still holds."""
+    backends: list[Any] = [ConsoleBackend(), HistoryBackend()]
+    tracking = mlflow_backend_for(config)
+    if tracking is not None:
+        backends.append(tracking)
+    return MetricsLogger(backends)
 
 
 def training_device(config: RunConfig) -> torch.device:
@@ -51,8 +58,9 @@ def pretrain_if_needed(
     result = run_pretrain(adapter.to(device), tokenizer, train, validation, config,
                           build_metrics_logger(config), device)
     model = result.adapter.cpu()
+    marker = read_marker(path)  # save_pretrained replaces the directory: keep the marker's content
     model.save_pretrained(path)
-    write_marker(path, {**read_marker(path), "pretrained": True, "pretrain_metrics": _floats(result.metrics)})
+    write_marker(path, {**marker, "pretrained": True, "pretrain_metrics": _floats(result.metrics)})
     logger.info("Pre-trained micro model saved to %s (val_loss %.4f)", path, result.metrics.get("val_loss", float("nan")))
     return model
 

@@ -1,0 +1,231 @@
+"""Project hooks: MLflow tracking through kedro-mlflow, switched by the parameters.
+
+kedro-mlflow's own registration is disabled in ``settings.py`` and :class:`TrackingHooks`
+drives its hook instead, because the plugin decides too early and from the wrong place
+for this project:
+
+- it sets up the store and the experiment when the context is created, so a dry run or
+  a run with ``mlflow.enabled: false`` would still contact the server;
+- its experiment name comes from mlflow.yml, which cannot see the merged parameters
+  (``weighted-mtp/<recipe>`` must follow ``--env`` and ``--params``);
+- it logs the ``parameters`` input once per node, one request per key, under a
+  ``parameters.`` prefix.
+
+So: nothing touches MLflow until the pipeline starts; then the parameters are validated,
+a remote server is checked (one request, clear error), kedro-mlflow creates the
+experiment and starts the run, and this hook logs the flattened parameters, tags, the
+config file, checkpoints, the token-weight histogram and ``metrics.json``. Per-step
+metrics come from the training loops (``weighted_mtp.tracking.backend``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import mlflow
+from kedro.config import MissingConfigException
+from kedro.framework.hooks import hook_impl
+from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
+from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
+from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_logging
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+from weighted_mtp.config import validate_config
+from weighted_mtp.tracking.options import TrackingOptions, tracking_options
+from weighted_mtp.tracking.run_record import log_run_record, parameter_count, run_tags
+from weighted_mtp.tracking.server import check_tracking_server, local_artifact_location, resolve_tracking_uri
+
+log = logging.getLogger(__name__)
+
+STAGE2_NODE = "train_stage2"  # its outputs hold the model whose token weights are plotted
+METRICS_DATASET = "metrics"  # logged as metrics.json
+MODEL_PARAMETERS_TAG = "model_parameters"
+
+
+class TrackingHooks:
+    """Starts, fills and ends the MLflow run of a Kedro run (only when tracking is on)."""
+
+    def __init__(self) -> None:
+        self._plugin = MlflowHook()
+        self._context: Any = None
+        self._options: TrackingOptions | None = None
+        self._client: MlflowClient | None = None
+        self._run_id: str | None = None
+        self._started = 0.0
+        self._counted = False
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        """Resolve the tracking choices; give kedro-mlflow its config. No MLflow I/O here."""
+        self._context, self._run_id, self._counted = context, None, False
+        self._options = tracking_options(context.params)
+        conf = mlflow_conf(_loaded_mlflow_yml(context), self._options, context.project_path)
+        context.config_loader["mlflow"] = conf  # what kedro-mlflow reads when the run starts
+        # For `kedro mlflow ui` and notebooks; replaced by the set-up config at run start.
+        context.__setattr__("mlflow", KedroMlflowConfig.model_validate(conf))
+
+    @hook_impl
+    def after_catalog_created(self, catalog: Any, conf_catalog: Any, conf_creds: Any, parameters: Any,
+                              save_version: Any, load_versions: Any) -> None:
+        """kedro-mlflow names its metric datasets after their catalog entries (no I/O)."""
+        self._plugin.after_catalog_created(catalog=catalog, conf_catalog=conf_catalog, conf_creds=conf_creds,
+                                           parameters=parameters, save_version=save_version,
+                                           load_versions=load_versions)
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Start the run (tracking on) or switch the catalog's MLflow datasets off."""
+        if not self._options.enabled:
+            log.info("MLflow tracking is off (mlflow.enabled: false, or not rank 0): no run is recorded.")
+            switch_catalog_logging(catalog, False)
+            return
+        validate_config(self._context.params)  # a config error must not leave a FAILED run behind
+        conf = self._context.config_loader["mlflow"]
+        export_credentials(self._context, conf)
+        check_tracking_server(conf["server"]["mlflow_tracking_uri"])
+        self._plugin.after_context_created(self._context)  # tracking URI, experiment
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
+        self._plugin.mlflow_config.tracking.run.name = (
+            self._options.run_name or f"{self._options.recipe}/{'+'.join(names)}")
+        self._plugin.before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
+        self._run_id = mlflow.active_run().info.run_id
+        self._client = MlflowClient(mlflow.get_tracking_uri())
+        self._started = time.time()
+        self._record_run()
+
+    @hook_impl
+    def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any], is_async: bool) -> None:
+        """Tag the model's parameter count from the first model a node receives."""
+        if self._run_id is not None:
+            self._count_parameters(inputs)
+
+    @hook_impl
+    def after_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any], outputs: dict[str, Any],
+                       is_async: bool) -> None:
+        """Upload a training node's checkpoints, and after stage 2 the weight histogram."""
+        if self._run_id is None:
+            return
+        self._count_parameters(outputs)
+        for value in outputs.values():
+            if isinstance(value, Mapping) and value.get("stage") in ("stage1", "stage2"):
+                self._upload_checkpoints(value)
+        if node.name == STAGE2_NODE:
+            self._upload_weight_histogram(inputs, outputs)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
+        """The run's metrics report, as ``metrics.json``."""
+        if self._run_id is not None and dataset_name == METRICS_DATASET:
+            self._client.log_dict(self._run_id, data, "metrics.json")
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """End the run (FINISHED)."""
+        if self._run_id is None:
+            switch_catalog_logging(catalog, True)
+            return
+        self._plugin.after_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
+        self._run_id = None
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """End the run as FAILED."""
+        if self._run_id is None:
+            return
+        self._plugin.on_pipeline_error(error=error, run_params=run_params, pipeline=pipeline, catalog=catalog)
+        self._run_id = None
+
+    def _record_run(self) -> None:
+        """Params, tags and config once per run; a failure here ends the new run FAILED."""
+        params = self._context.params
+        try:
+            log_run_record(self._client, self._run_id, params, run_tags(params, self._context.project_path))
+        except Exception:
+            mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+            self._run_id = None
+            raise
+
+    def _count_parameters(self, values: Mapping[str, Any]) -> None:
+        if self._counted:
+            return
+        for value in values.values():
+            count = parameter_count(value)
+            if count is not None:
+                self._client.set_tag(self._run_id, MODEL_PARAMETERS_TAG, str(count))
+                self._counted = True
+                return
+
+    def _upload_checkpoints(self, summary: Mapping[str, Any]) -> None:
+        from weighted_mtp.tracking.artifacts import checkpoint_files, log_checkpoints
+
+        files = checkpoint_files(summary, self._options.log_checkpoints, self._started)
+        log_checkpoints(self._client, self._run_id, files, str(summary["stage"]))
+
+    def _upload_weight_histogram(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+        from weighted_mtp.tracking.artifacts import log_weight_histogram
+
+        model = next((value for value in outputs.values() if parameter_count(value) is not None), None)
+        if model is None or "parameters" not in inputs:
+            return
+        config = validate_config(inputs["parameters"])
+        log_weight_histogram(self._client, self._run_id, model, inputs.get("tokenizer"),
+                             inputs.get("validation_records") or [], config)
+
+
+def mlflow_conf(loaded: Mapping[str, Any], options: TrackingOptions, project_path: Any) -> dict[str, Any]:
+    """mlflow.yml as kedro-mlflow should see it for this run.
+
+    The experiment name comes from the parameters; the tracking URI is resolved
+    (mlflow.yml, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``) with a relative
+    sqlite file anchored at the project; a new experiment in a local store keeps its
+    artifacts next to the database rather than in the working directory.
+    """
+    conf = copy.deepcopy(dict(loaded))
+    server = conf.setdefault("server", {})
+    uri = resolve_tracking_uri(server.get("mlflow_tracking_uri"), project_path)
+    server["mlflow_tracking_uri"] = uri
+    experiment = conf.setdefault("tracking", {}).setdefault("experiment", {})
+    experiment["name"] = options.experiment_name
+    location = local_artifact_location(uri, options.experiment_name)
+    create = experiment.setdefault("create_experiment_kwargs", {})
+    if location and not create.get("artifact_location"):
+        create["artifact_location"] = location
+    return conf
+
+
+def export_credentials(context: Any, conf: Mapping[str, Any]) -> None:
+    """Put ``credentials.yml[server.credentials]`` into the environment, as kedro-mlflow
+    does, but before the server check and with an error when the entry is missing.
+
+    Raises:
+        RuntimeError: When mlflow.yml names a credentials entry the env does not have.
+    """
+    key = (conf.get("server") or {}).get("credentials")
+    if not key:
+        return
+    try:
+        credentials = context.config_loader["credentials"]
+    except MissingConfigException:
+        credentials = {}
+    if key not in credentials:
+        raise RuntimeError(
+            f"mlflow.yml sets server.credentials: {key!r} but no credentials.yml of env "
+            f"{context.env or 'local'!r} (or base) has that entry. Note: conf/local is only read "
+            "without --env; use MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD otherwise."
+        )
+    for name, value in credentials[key].items():
+        os.environ[str(name)] = str(value)
+
+
+def _loaded_mlflow_yml(context: Any) -> Mapping[str, Any]:
+    """mlflow.yml of the env merged over base; {} (kedro-mlflow's defaults) when absent."""
+    try:
+        return context.config_loader["mlflow"]
+    except MissingConfigException:
+        return {}

@@ -1,0 +1,128 @@
+"""Checkpoint files and the token-weight histogram a run uploads.
+
+``mlflow.log_checkpoints`` decides the checkpoints: ``best`` (default) uploads each stage's
+``checkpoint_{stage}_best.pt``, ``all`` every checkpoint file the stage wrote in this run,
+``none`` nothing. A 7B checkpoint with optimizer state is tens of GB, hence the choice.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from weighted_mtp.data import IGNORE_INDEX, TokenizedDataset, resolve_pad_token_id
+from weighted_mtp.runtime.device import resolve_device
+from weighted_mtp.tracking.plots import save_figure, weight_histogram
+from weighted_mtp.training.stages import build_loader
+from weighted_mtp.training.steps import ce_labels_for, move_to_device, objective_for, td_weights
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_files(summary: Mapping[str, Any], policy: str, since: float) -> list[Path]:
+    """The checkpoint files of one stage to upload.
+
+    Args:
+        summary: The stage summary a training node returns (``stage``,
+            ``best_checkpoint``, ``final_checkpoint``).
+        policy: ``best``, ``all`` or ``none``.
+        since: Run start (epoch seconds); under ``all`` older files in the folder, left by
+            earlier runs, are not this run's and are skipped.
+
+    Returns:
+        Existing files, sorted.
+    """
+    if policy == "none" or summary.get("skipped"):
+        return []
+    best = summary.get("best_checkpoint")
+    if policy == "best":
+        return [Path(best)] if best and Path(best).is_file() else []
+    anchor = best or summary.get("final_checkpoint")
+    if not anchor:
+        return []
+    pattern = f"checkpoint_{summary.get('stage')}_*.pt"
+    return sorted(path for path in Path(anchor).parent.glob(pattern) if path.stat().st_mtime >= since)
+
+
+def log_checkpoints(client: Any, run_id: str, files: Sequence[Path], stage: str) -> None:
+    """Upload ``files`` under ``checkpoints/{stage}/`` (synchronously: at a stage's end)."""
+    for path in files:
+        log.info("MLflow: uploading %s (%.1f MB) to run %s", path, path.stat().st_size / 2**20, run_id)
+        client.log_artifact(run_id, str(path), f"checkpoints/{stage}")
+
+
+def stage2_token_weights(
+    model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: Any, max_batches: int = 8
+) -> torch.Tensor | None:
+    """Token weights the stage-2 objective gives validation tokens with the final value head.
+
+    The weights of the ``train_on`` rows' response tokens, with per-batch whitening (the
+    EMA state, if training used one, is not part of the model). Only ``weighting: td``
+    has weights that depend on the model; None otherwise.
+
+    Args:
+        model: The stage-2 ``MetaLlamaMTPAdapter`` (moved to the configured device for the
+            forward passes, then back where it was).
+        tokenizer: The tokenizer.
+        records: Validation records.
+        config: The ``RunConfig``.
+        max_batches: Forward passes at most (stage-2 batch size each), to bound the cost
+            on a large model.
+
+    Returns:
+        A 1-D float tensor of weights, or None when the recipe has no TD weights.
+    """
+    objective = objective_for("stage2", config)
+    if objective.td is None:
+        return None
+    dataset = TokenizedDataset(records, tokenizer, config.dataset.max_length, drop_unlabelled=True)
+    loader, _ = build_loader(dataset, config.training.stage2.batch_size, resolve_pad_token_id(tokenizer),
+                             seed=config.training.seed, shuffle=False)
+    home = next(model.parameters()).device
+    device = resolve_device(config.models.policy.device)
+    was_training = model.training
+    collected = []
+    try:
+        model.to(device).eval()
+        with torch.no_grad():
+            for index, batch in enumerate(loader):
+                if index >= max_batches:
+                    break
+                collected.append(_batch_weights(model, move_to_device(batch, device), objective))
+    finally:
+        model.to(home).train(was_training)
+    return torch.cat(collected) if collected else torch.empty(0)
+
+
+def _batch_weights(model: Any, batch: Mapping[str, Any], objective: Any) -> torch.Tensor:
+    values = model.values_from_trunk(model.trunk_forward(batch["input_ids"]))  # (B, S)
+    labels = ce_labels_for(batch, objective)
+    mask = (labels != IGNORE_INDEX).to(batch["loss_mask"].dtype)  # CE tokens of train_on rows
+    weights = td_weights(values, batch, objective.td, mask)
+    return weights[mask.bool()].float().cpu()
+
+
+def log_weight_histogram(
+    client: Any, run_id: str, model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: Any
+) -> Path | None:
+    """Upload ``plots/stage2_token_weights.png`` (see :func:`stage2_token_weights`).
+
+    Returns:
+        The artifact path, or None when the recipe has no TD weights (nothing uploaded).
+    """
+    weights = stage2_token_weights(model, tokenizer, records, config)
+    if weights is None or weights.numel() == 0:
+        log.info("MLflow: no token-weight histogram (stage 2 weighting %s).", config.training.stage2.weighting)
+        return None
+    stage2 = config.training.stage2
+    title = f"stage 2 token weights: β={stage2.beta}, {weights.numel()} validation tokens"
+    figure = weight_histogram(weights.tolist(), title, (stage2.weight_clip_min, stage2.weight_clip_max))
+    with tempfile.TemporaryDirectory(prefix="wmtp-weights-") as folder:
+        path = save_figure(figure, Path(folder) / "stage2_token_weights.png")
+        client.log_artifact(run_id, str(path), "plots")
+    return Path("plots") / path.name

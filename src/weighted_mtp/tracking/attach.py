@@ -1,0 +1,34 @@
+"""The MLflow backend for the run the Kedro hook started, when there is one."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from weighted_mtp.tracking.options import is_main_process
+
+
+def mlflow_backend_for(config: Any, is_main: bool | None = None) -> Any | None:
+    """An :class:`~weighted_mtp.tracking.backend.MlflowBackend` on the active MLflow run.
+
+    None when ``mlflow.enabled`` is false, on a non-zero rank, or when no run is active
+    (training called from plain Python or tests without a run): the metrics logger then
+    simply has no MLflow backend.
+
+    Args:
+        config: The ``RunConfig``.
+        is_main: Whether this process may log; default :func:`is_main_process`.
+    """
+    main = is_main_process() if is_main is None else is_main
+    if not (config.mlflow.enabled and main):
+        return None
+    # No import of mlflow (~3 s) when nothing imported it yet: then no run can be active.
+    mlflow = sys.modules.get("mlflow")
+    run = mlflow.active_run() if mlflow is not None else None
+    if run is None:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    from weighted_mtp.tracking.backend import MlflowBackend
+
+    return MlflowBackend(run.info.run_id, MlflowClient(mlflow.get_tracking_uri()))

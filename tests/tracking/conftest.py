@@ -1,0 +1,80 @@
+"""Fixtures of the tracking tests: the MLflow server, a project copy, fresh projects.
+
+The server takes ~20 s to start on two CPUs, so it is started once per test session, as
+soon as the first test of this folder runs (the tests that need no server run while it
+boots), and its whole process group is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tracking_helpers import PROJECT_ROOT, MlflowServer, copy_project, start_server
+
+
+_NEEDS_SERVER = pytest.StashKey[bool]()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Remember whether any selected test uses the server (``-m "not slow"`` selects none)."""
+    config.stash[_NEEDS_SERVER] = any("mlflow_server" in item.fixturenames for item in items)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _booting_server(request, tmp_path_factory) -> Iterator[MlflowServer | None]:
+    """Start the server when this folder's first test runs, if a selected test needs it;
+    stop it at the very end."""
+    if not request.config.stash.get(_NEEDS_SERVER, True):
+        yield None
+        return
+    server = start_server(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(_booting_server: MlflowServer | None) -> MlflowServer:
+    """The basic-auth server, ready."""
+    assert _booting_server is not None, "pytest_collection_modifyitems saw no test needing the server"
+    _booting_server.wait_ready()
+    return _booting_server
+
+
+@pytest.fixture(scope="session")
+def project_template(tmp_path_factory) -> Path:
+    """A copy of the project's conf (no conf/local), pyproject and raw data.
+
+    Other engineers edit conf/ while the tests run; the copy freezes it for this session.
+    ``src/`` is empty: the package is installed (editable), Kedro only checks it exists.
+    """
+    root = tmp_path_factory.mktemp("project")
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
+    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    (root / "src").mkdir()
+    raw = root / "data" / "01_raw"
+    raw.mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "data" / "01_raw" / "code_problems.jsonl", raw)
+    return root
+
+
+@pytest.fixture
+def make_project(project_template, tmp_path, monkeypatch):
+    """``make_project("name")`` → a fresh project copy whose data paths point inside it
+    (``WMTP_DATA_ROOT``), with no MLflow credentials in the environment."""
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_EXPERIMENT_NAME",
+                 "MLFLOW_RUN_ID", "WMTP_MLFLOW_RUN_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WMTP_PROGRESS", "0")
+
+    def make(name: str) -> Path:
+        project = copy_project(project_template, tmp_path / name)
+        monkeypatch.setenv("WMTP_DATA_ROOT", str(project / "data"))
+        return project
+
+    return make
