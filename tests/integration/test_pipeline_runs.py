@@ -1,0 +1,73 @@
+"""The project end to end through KedroSession, on a tiny config: files, resume point, recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from project_runs import make_scratch_project, read_json, run_project
+from weighted_mtp.models import MetaLlamaMTPAdapter
+from weighted_mtp.training.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+CHECKPOINTS = Path("data/06_models/checkpoints")
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = make_scratch_project(tmp_path_factory.mktemp("project"))
+    run_project(workdir)
+    return workdir
+
+
+def test_data_processing_writes_splits_and_tokenizer(default_run):
+    train = default_run / "data/05_model_input/train.jsonl"
+    validation = default_run / "data/05_model_input/validation.jsonl"
+    assert train.is_file() and validation.is_file()
+    assert (default_run / "data/05_model_input/tokenizer/tokenizer.json").is_file()
+
+
+def test_default_run_leaves_checkpoints_model_and_metrics(default_run):
+    folder = default_run / CHECKPOINTS / "default"
+    for stage in ("stage1", "stage2"):
+        assert (folder / f"checkpoint_{stage}_final.pt").is_file()
+        assert (folder / f"checkpoint_{stage}_best.pt").is_file()
+    best_model = default_run / "data/07_model_output/best_model/default"
+    model = MetaLlamaMTPAdapter.from_pretrained(best_model)
+    assert (best_model / "tokenizer" / "tokenizer.json").is_file()
+    best = load_checkpoint(folder / "checkpoint_stage2_best.pt")
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, best["model"][key]), key
+    metrics = read_json(default_run / "data/08_reporting/metrics.json")
+    assert set(metrics) == {"stage1", "stage2", "best_model"}
+    assert metrics["stage2"]["best_checkpoint"].endswith("checkpoint_stage2_best.pt")
+    assert metrics["best_model"]["val_loss"] == pytest.approx(metrics["stage2"]["best_metric"], rel=1e-5)
+
+
+def test_micro_model_is_generated_and_warmed_up_once(default_run):
+    marker = read_json(default_run / "data/06_models/micro-mtp/weighted_mtp.json")
+    assert marker["generated_micro"] is True and marker["pretrained"] is True
+    assert (default_run / "data/06_models/micro-mtp/tokenizer").is_dir()
+
+
+def test_stage2_runs_alone_from_what_stage1_left(default_run):
+    summary_path = default_run / CHECKPOINTS / "default/stage2_summary.json"
+    summary_path.unlink()
+    run_project(default_run, pipeline_names=["stage2"], from_nodes=["train_stage2"])
+    summary = read_json(summary_path)
+    assert summary["global_step"] == summary["total_steps"] > 0
+
+
+@pytest.mark.parametrize("recipe", ["baseline", "rho1"])
+def test_each_recipe_runs(default_run, recipe):
+    run_project(default_run, env=recipe)
+    metrics = read_json(default_run / "data/08_reporting/metrics.json")
+    assert metrics["stage2"]["recipe"] == recipe
+    if recipe == "baseline":
+        assert metrics["stage1"] == {"skipped": True, "recipe": "baseline"}
+    else:
+        assert metrics["stage1"]["stage"] == "stage1"
+    assert (default_run / CHECKPOINTS / recipe / "checkpoint_stage2_final.pt").is_file()
