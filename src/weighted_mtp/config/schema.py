@@ -17,6 +17,8 @@ class ProjectConfig:
     name: str
     recipe: str = "verifiable"
     experiment: str = "default"
+    preset: Optional[str] = None
+    """Set by the scale preset's own parameters file (conf/presets/<name>)."""
     checkpoint_dir: str = "data/06_models/checkpoints/default"
 
 
@@ -141,6 +143,15 @@ class Stage2Config:
 
 
 @dataclass(frozen=True)
+class DistributedConfig:
+    """Multi-process training under torchrun (docs/DISTRIBUTED.md)."""
+
+    strategy: str = "ddp"          # ddp | fsdp (fsdp needs CUDA)
+    backend: str = "auto"          # auto (nccl on CUDA, gloo on CPU) | nccl | gloo
+    timeout_minutes: float = 30.0  # collective timeout: a rank that dies ends the others
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     seed: int = 42
     log_interval: int = 10
@@ -154,6 +165,7 @@ class TrainingConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "training.stage2.weighting": ("td", "uniform", "rho1"),
     "training.stage2.value_loss": ("mse", "huber"),
     "training.stage2.train_on": ("all", "correct"),
+    "training.distributed.strategy": ("ddp", "fsdp"),
+    "training.distributed.backend": ("auto", "nccl", "gloo"),
 }
 
 
@@ -84,6 +86,7 @@ RANGES: dict[str, Callable[[float], bool]] = {
     "training.save_checkpoint_every": _positive,
     "training.patience": _positive,
     "training.num_workers": _non_negative,
+    "training.distributed.timeout_minutes": _positive,
     "training.stage2.beta": _positive,
     "training.stage2.gamma": _unit_closed_above,
     "training.stage2.td_lambda": _unit_closed,
