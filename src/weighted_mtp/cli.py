@@ -19,6 +19,8 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from weighted_mtp.config import validate_config
+from weighted_mtp.config.requirements import check_environment
+from weighted_mtp.config_loader import active_preset, parameter_sources, sources_by_section
 
 
 @click.group(name="weighted-mtp")
@@ -37,7 +39,10 @@ def wmtp() -> None:
 @click.option("--pipelines", "pipeline_names", default="__default__", help="Comma-separated pipeline names.")
 def config_command(env: str | None, params: dict[str, Any], pipeline_names: str) -> None:
     """Print the merged, validated parameters and the nodes that would run; train nothing."""
-    document = dry_run(Path.cwd(), env=env, runtime_params=params, pipeline_names=pipeline_names.split(","))
+    try:
+        document = dry_run(Path.cwd(), env=env, runtime_params=params, pipeline_names=pipeline_names.split(","))
+    except ValueError as error:  # invalid parameters or machine: the message lists every problem
+        raise click.ClickException(str(error)) from error
     click.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
 
 
@@ -56,10 +61,14 @@ def dry_run(
         pipeline_names: Registered pipelines to list the nodes of.
 
     Returns:
-        ``{"env", "pipelines", "nodes", "parameters"}`` ready to dump as YAML.
+        ``{"env", "preset", "pipelines", "nodes", "provenance", "value_sources",
+        "parameters"}`` ready to dump as YAML. ``provenance`` lists, per top-level key, the
+        files (and ``--params``) that contributed to it in merge order; ``value_sources``
+        names the file that set each final value.
 
     Raises:
-        ValueError: When the merged parameters are invalid (every problem listed).
+        ValueError: When the merged parameters are invalid, or this machine lacks what they
+            need (every problem listed).
     """
     from kedro.framework.project import pipelines
 
@@ -69,11 +78,17 @@ def dry_run(
         with KedroSession.create(project_path=project_path, env=env, runtime_params=runtime_params) as session:
             context = session.load_context()
             config = validate_config(context.params)
+            check_environment(config)
             selected = [pipelines[name] for name in names]
+            conf_source = Path(context.config_loader.conf_source)
     nodes = [node.name for pipe in selected for node in pipe.nodes]
+    sources = parameter_sources(conf_source, env or "local", runtime_params)
     return {
         "env": env or "local",
+        "preset": active_preset(),
         "pipelines": names,
         "nodes": list(dict.fromkeys(nodes)),
+        "provenance": sources_by_section(sources),
+        "value_sources": sources,
         "parameters": config.raw,
     }

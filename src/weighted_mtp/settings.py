@@ -2,7 +2,8 @@
 
 Parameters and the mlflow config are deep-merged ("soft") so a recipe env such as
 ``conf/verifiable`` only states what differs from ``conf/base``; Kedro's default would
-replace whole top-level keys and silently drop the base defaults.
+replace whole top-level keys and silently drop the base defaults. A scale preset
+(``WMTP_PRESET``, default ``micro``) is merged between base and the recipe env.
 
 MLflow: :class:`weighted_mtp.hooks.TrackingHooks` drives kedro-mlflow's hook itself (it
 starts the run only when ``mlflow.enabled`` is true, on rank 0, after checking the server),
@@ -12,8 +13,7 @@ so the plugin's own registration is disabled. The name is the distribution's,
 
 import os
 
-from kedro.config import OmegaConfigLoader
-
+from weighted_mtp.config_loader import PresetConfigLoader
 from weighted_mtp.hooks import TrackingHooks
 
 
@@ -22,7 +22,8 @@ def _env_or(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or default
 
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# base -> conf/presets/$WMTP_PRESET (scale) -> conf/<env> (recipe) -> --params
+CONFIG_LOADER_CLASS = PresetConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

@@ -46,7 +46,7 @@ def test_each_recipe_overrides_only_its_keys(env, weighting, stage1_enabled):
     assert params["project"]["recipe"] == env
     assert params["training"]["stage2"]["weighting"] == weighting
     assert params["training"]["stage1"]["enabled"] is stage1_enabled
-    assert params["training"]["stage1"]["learning_rate"] == 1e-4  # untouched base value
+    assert params["training"]["stage1"]["loss"] == "mse"  # untouched base value
 
 
 def test_runtime_params_override_one_nested_key():

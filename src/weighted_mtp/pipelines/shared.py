@@ -12,16 +12,20 @@ from typing import Any
 from kedro.pipeline import Node, node
 
 from weighted_mtp.config import RunConfig, validate_config
+from weighted_mtp.config.requirements import check_environment
 
 logger = logging.getLogger(__name__)
 
 
 def validate_parameters(parameters: dict[str, Any]) -> RunConfig:
-    """Fail fast, before any data or model is touched, on invalid merged parameters."""
+    """Fail fast, before any data or model is touched, on invalid merged parameters or on a
+    machine that lacks what they need (a model directory, GPUs)."""
     config = validate_config(parameters)
+    check_environment(config)
     logger.info(
-        "Parameters valid: recipe=%s experiment=%s model=%s",
+        "Parameters valid: recipe=%s preset=%s experiment=%s model=%s",
         config.project.recipe,
+        config.project.preset,
         config.project.experiment,
         config.models.policy.path,
     )
