@@ -14,7 +14,7 @@ from weighted_mtp.models.adapter import MetaLlamaMTPAdapter
 from weighted_mtp.models.checkpoint_io import (METADATA_FILE, PARAMS_FILE, WEIGHTS_FILE,
                                                file_sha256)
 
-from conftest import build_tiny
+from model_helpers import build_tiny
 
 
 def _assert_same_state(a: MetaLlamaMTPAdapter, b: MetaLlamaMTPAdapter) -> None:

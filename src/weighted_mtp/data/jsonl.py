@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from weighted_mtp.runtime.files import atomic_file
 
 PathLike = str | os.PathLike[str]
 
@@ -76,20 +77,10 @@ def write_jsonl(path: PathLike, records: Iterable[Mapping[str, Any]]) -> None:
         TypeError: If a record is not a mapping or holds a value JSON cannot encode; the
             message gives the record's 0-based index. No file is left behind.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            for index, record in enumerate(records):
-                handle.write(_dump_record(record, index))
-                handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w", encoding="utf-8", newline="\n") as handle:
+        for index, record in enumerate(records):
+            handle.write(_dump_record(record, index))
+            handle.write("\n")
 
 
 def _dump_record(record: Mapping[str, Any], index: int) -> str:

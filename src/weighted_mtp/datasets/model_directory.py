@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
+
+from weighted_mtp.runtime.files import replace_directory, staging_directory
 
 
 @dataclass
@@ -40,15 +40,14 @@ class ModelDirectoryDataset(AbstractDataset[Any, Any]):
 
     def save(self, data: Any) -> None:
         bundle = data if isinstance(data, ModelBundle) else ModelBundle(adapter=data)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        staging = self._path.parent / f".{self._path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        staging = staging_directory(self._path)
         try:
             bundle.adapter.save_pretrained(staging)
             if bundle.tokenizer is not None:
                 bundle.tokenizer.save_pretrained(str(staging / "tokenizer"))
             elif (self._path / "tokenizer").is_dir():
                 shutil.copytree(self._path / "tokenizer", staging / "tokenizer")
-            swap_directory(staging, self._path)
+            replace_directory(staging, self._path)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -58,11 +57,3 @@ class ModelDirectoryDataset(AbstractDataset[Any, Any]):
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
 
-
-def swap_directory(new: Path, target: Path) -> None:
-    """Replace ``target`` by ``new`` with renames only, so one of the two always exists."""
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)

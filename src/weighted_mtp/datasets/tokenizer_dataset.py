@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
 
 from weighted_mtp.data.tokenizer import load_tokenizer, resolve_tokenizer_dir
-from weighted_mtp.datasets.model_directory import swap_directory
+from weighted_mtp.runtime.files import replace_directory, staging_directory
 
 
 class TokenizerDataset(AbstractDataset[Any, Any]):
@@ -53,11 +52,10 @@ class TokenizerDataset(AbstractDataset[Any, Any]):
                 f"{self._path} is a model directory (it has tokenizer/); point the "
                 f"TokenizerDataset at {self._path / 'tokenizer'} to save a tokenizer there"
             )
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self._path.parent, prefix=f".{self._path.name}.tmp-"))
+        staging = staging_directory(self._path)
         try:
             data.save_pretrained(str(staging))
-            swap_directory(staging, self._path)
+            replace_directory(staging, self._path)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

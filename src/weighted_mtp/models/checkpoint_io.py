@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -29,6 +28,7 @@ from safetensors.torch import save_file
 
 from weighted_mtp.models.args import ModelArgs
 from weighted_mtp.models.value_head import VALUE_HEAD_KINDS, value_head_shapes
+from weighted_mtp.runtime.files import replace_directory, staging_directory
 
 logger = logging.getLogger(__name__)
 
@@ -259,14 +259,13 @@ def write_model_dir(model_dir: Path, tensors: Mapping[str, torch.Tensor], args: 
     model_dir = Path(model_dir)
     if model_dir.exists() and not model_dir.is_dir():
         raise ValueError(f"cannot save a model to {model_dir}: it exists and is not a directory")
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = model_dir.parent / f".{model_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = staging_directory(model_dir)
     try:
         _write_contents(tmp, tensors, args, model_name)
         old_tokenizer = model_dir / TOKENIZER_DIR
         if old_tokenizer.is_dir():
             shutil.copytree(old_tokenizer, tmp / TOKENIZER_DIR)
-        _swap_in(tmp, model_dir)
+        replace_directory(tmp, model_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return model_dir
@@ -274,8 +273,8 @@ def write_model_dir(model_dir: Path, tensors: Mapping[str, torch.Tensor], args: 
 
 def _write_contents(tmp: Path, tensors: Mapping[str, torch.Tensor], args: ModelArgs,
                     model_name: str) -> None:
-    (tmp / WEIGHTS_FILE).parent.mkdir(parents=True)
-    (tmp / PARAMS_FILE).parent.mkdir(parents=True)
+    (tmp / WEIGHTS_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (tmp / PARAMS_FILE).parent.mkdir(parents=True, exist_ok=True)
     contiguous = {key: t.detach().contiguous() for key, t in tensors.items()}
     save_file(contiguous, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
     (tmp / PARAMS_FILE).write_text(json.dumps(args.to_meta_params(), indent=2) + "\n")
@@ -288,21 +287,6 @@ def _write_contents(tmp: Path, tensors: Mapping[str, torch.Tensor], args: ModelA
         "sha256": {WEIGHTS_FILE: file_sha256(tmp / WEIGHTS_FILE)},
     }
     (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-
-
-def _swap_in(tmp: Path, model_dir: Path) -> None:
-    """Rename ``tmp`` to ``model_dir``, replacing an old directory only at the last step."""
-    if not model_dir.exists():
-        tmp.rename(model_dir)
-        return
-    old = model_dir.parent / f".{model_dir.name}.old-{uuid.uuid4().hex[:8]}"
-    model_dir.rename(old)
-    try:
-        tmp.rename(model_dir)
-    except OSError:
-        old.rename(model_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def expected_file_shapes(args: ModelArgs, value_head: str | None) -> dict[str, tuple[int, ...]]:

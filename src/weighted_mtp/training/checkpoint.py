@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from weighted_mtp.runtime.files import atomic_file
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = (
@@ -88,17 +88,8 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
         ``path`` as a :class:`Path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(dict(payload), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as handle:
+        torch.save(dict(payload), handle)
     log.debug("Saved checkpoint %s", path)
     return path
 
@@ -195,6 +186,9 @@ def restore_training_state(
 ) -> None:
     """Load model, optimizer, scheduler and EMA states from a checkpoint, strictly.
 
+    Under torchrun every rank loads the same file; an FSDP model takes its shards of it
+    (resume with the strategy the checkpoint was written with).
+
     RNG states are restored separately (:func:`~weighted_mtp.training.seeding.restore_rng_state`)
     at the point of the loop where they were captured.
 
@@ -202,8 +196,8 @@ def restore_training_state(
         ValueError: When the checkpoint has EMA state and the run has no EMA or the reverse,
             since the TD weights would then differ from the interrupted run.
     """
-    model.load_state_dict(payload["model"], strict=True)
-    optimizer.load_state_dict(payload["optimizer"])
+    load_model_state(model, payload["model"])
+    load_optimizer_state(model, optimizer, payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
     saved_ema = payload.get("ema")
     if (saved_ema is None) != (ema is None):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from weighted_mtp.config.schema import RunConfig
 from weighted_mtp.models import MetaLlamaMTPAdapter, create_micro_model
+from weighted_mtp.runtime.distributed import barrier, is_main_process
+from weighted_mtp.runtime.files import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,9 @@ MARKER_FILE = "weighted_mtp.json"
 
 def load_or_create_policy(config: RunConfig, tokenizer: Any) -> MetaLlamaMTPAdapter:
     """Load ``models.policy.path``, or generate the micro model there when allowed.
+
+    Under torchrun rank 0 generates the micro model and the others wait, then load it
+    from disk, so every rank starts from the same weights and only one writes.
 
     Args:
         config: The validated run config.
@@ -39,17 +43,11 @@ def load_or_create_policy(config: RunConfig, tokenizer: Any) -> MetaLlamaMTPAdap
     """
     policy = config.models.policy
     path = Path(policy.path)
-    if (path / "metadata.json").is_file():
-        adapter = MetaLlamaMTPAdapter.from_pretrained(path, device="cpu", value_head=policy.value_head)
-    elif policy.create_micro:
-        adapter = _create_micro(config, tokenizer, path)
-    else:
-        raise FileNotFoundError(
-            f"models.policy.path: no model directory at '{path}' (expected metadata.json and "
-            "safetensors/model.safetensors). Convert a Meta checkpoint with "
-            "`python -m weighted_mtp.models.convert`, or set models.policy.create_micro: true "
-            "to generate the micro model."
-        )
+    created = None
+    if is_main_process():  # under torchrun rank 0 alone creates the directory ...
+        created = _ensure_model_dir(config, tokenizer, path)
+    barrier()  # ... and the other ranks read it once it is complete
+    adapter = created or MetaLlamaMTPAdapter.from_pretrained(path, device="cpu", value_head=policy.value_head)
     if adapter.args.vocab_size < len(tokenizer):
         raise ValueError(
             f"models.policy.path: the model at '{path}' has vocab_size {adapter.args.vocab_size} "
@@ -57,6 +55,21 @@ def load_or_create_policy(config: RunConfig, tokenizer: Any) -> MetaLlamaMTPAdap
             f"(put it in '{path / 'tokenizer'}') or regenerate the micro model."
         )
     return adapter
+
+
+def _ensure_model_dir(config: RunConfig, tokenizer: Any, path: Path) -> MetaLlamaMTPAdapter | None:
+    """Generate the micro model at ``path`` when it is missing and allowed (returned);
+    None when a model directory is already there."""
+    if (path / "metadata.json").is_file():
+        return None
+    if config.models.policy.create_micro:
+        return _create_micro(config, tokenizer, path)
+    raise FileNotFoundError(
+        f"models.policy.path: no model directory at '{path}' (expected metadata.json and "
+        "safetensors/model.safetensors). Convert a Meta checkpoint with "
+        "`python -m weighted_mtp.models.convert`, or set models.policy.create_micro: true "
+        "to generate the micro model."
+    )
 
 
 def _create_micro(config: RunConfig, tokenizer: Any, path: Path) -> MetaLlamaMTPAdapter:
@@ -83,7 +96,5 @@ def read_marker(model_dir: str | Path) -> dict[str, Any]:
 
 def write_marker(model_dir: str | Path, content: dict[str, Any]) -> None:
     """Write the marker through a temp file and rename, like every other project file."""
-    path = Path(model_dir) / MARKER_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(content, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_file(Path(model_dir) / MARKER_FILE) as handle:
+        handle.write(json.dumps(content, indent=2, sort_keys=True))
