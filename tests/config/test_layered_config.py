@@ -12,7 +12,7 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from weighted_mtp.config.validate import _plain
+from weighted_mtp.config.validate import plain_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _params(env: str | None = None, runtime_params: dict | None = None) -> dict:
     bootstrap_project(ROOT)
     with KedroSession.create(project_path=ROOT, env=env, runtime_params=runtime_params) as session:
-        return _plain(session.load_context().params)
+        return plain_copy(session.load_context().params)
 
 
 def test_recipe_env_deep_merges_over_base():

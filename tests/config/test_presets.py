@@ -13,7 +13,7 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from weighted_mtp.config.validate import _plain
+from weighted_mtp.config.validate import plain_copy
 from weighted_mtp.config_loader import PRESET_VARIABLE, _leaf_keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def _params(monkeypatch, preset: str, env: str | None, runtime_params: dict | No
     monkeypatch.setenv(PRESET_VARIABLE, preset)
     bootstrap_project(ROOT)
     with KedroSession.create(project_path=ROOT, env=env, runtime_params=runtime_params) as session:
-        return _plain(session.load_context().params)
+        return plain_copy(session.load_context().params)
 
 
 @pytest.mark.parametrize("preset", PRESETS)

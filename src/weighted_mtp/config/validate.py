@@ -129,7 +129,7 @@ def validate_config(params: Mapping[str, Any]) -> schema.RunConfig:
     if errors:
         lines = "\n".join(f"  - {e}" for e in errors)
         raise ValueError(f"Invalid parameters ({len(errors)} problem(s)):\n{lines}")
-    return dataclasses.replace(built, raw=_plain(params))
+    return dataclasses.replace(built, raw=plain_copy(params))
 
 
 def _build(cls: type, data: Any, path: str, errors: list[str], skip: tuple[str, ...] = ()) -> Any:
@@ -233,10 +233,10 @@ def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def _plain(value: Any) -> Any:
+def plain_copy(value: Any) -> Any:
     """A deep copy made of plain dicts and lists (OmegaConf containers become builtins)."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_copy(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_copy(v) for v in value]
     return value

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 import weighted_mtp
+from weighted_mtp.config.validate import plain_copy
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def log_run_record(client: MlflowClient, run_id: str, params: Mapping[str, Any],
     for start in range(0, len(entries), _PARAMS_PER_REQUEST):
         client.log_batch(run_id, params=entries[start : start + _PARAMS_PER_REQUEST])
     client.log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
-    client.log_dict(run_id, _plain(params), CONFIG_ARTIFACT)
+    client.log_dict(run_id, plain_copy(params), CONFIG_ARTIFACT)
 
 
 def run_tags(params: Mapping[str, Any], project_path: str | Path) -> dict[str, str]:
@@ -100,12 +101,3 @@ def _param_text(key: str, value: Any) -> str:
                     "in %s).", key, len(text), MAX_PARAM_VAL_LENGTH, CONFIG_ARTIFACT)
         return text[:MAX_PARAM_VAL_LENGTH]
     return text
-
-
-def _plain(value: Any) -> Any:
-    """Plain dicts and lists (Kedro hands OmegaConf-free dicts, but be safe for YAML)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
