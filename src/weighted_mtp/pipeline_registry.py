@@ -11,7 +11,9 @@ def register_pipelines() -> dict[str, Pipeline]:
 
     ``find_pipelines`` may import only the pipelines named on the command line, so
     ``__default__`` is the sum of whatever was found rather than a fixed list of keys.
+    A pipeline module that fails to import raises (Kedro's default is a warning, after
+    which ``kedro run`` silently runs the other pipelines and reports success).
     """
-    pipelines = find_pipelines()
+    pipelines = find_pipelines(raise_errors=True)
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines
