@@ -16,6 +16,10 @@ a remote server is checked (one request, clear error), kedro-mlflow creates the
 experiment and starts the run, and this hook logs the flattened parameters, tags, the
 config file, checkpoints, the token-weight histogram and ``metrics.json``. Per-step
 metrics come from the training loops (``weighted_mtp.tracking.backend``).
+
+:class:`DistributedHooks` turns the N copies of the pipeline that ``torchrun`` starts into
+one run: a process group, one writer of every file, a clean stop on every rank when one
+fails (docs/DISTRIBUTED.md).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +43,8 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from weighted_mtp.config import validate_config
+from weighted_mtp.datasets.rank_zero import make_read_only, persisted_names
+from weighted_mtp.runtime import distributed
 from weighted_mtp.tracking.options import TrackingOptions, tracking_options
 from weighted_mtp.tracking.run_record import log_run_record, parameter_count, run_tags
 from weighted_mtp.tracking.server import check_tracking_server, local_artifact_location, resolve_tracking_uri
@@ -176,6 +184,103 @@ class TrackingHooks:
         config = validate_config(inputs["parameters"])
         log_weight_histogram(self._client, self._run_id, model, inputs.get("tokenizer"),
                              inputs.get("validation_records") or [], config)
+
+
+class RankStopped(RuntimeError):
+    """torchrun stopped this rank (SIGTERM), normally because another rank failed."""
+
+
+class DistributedHooks:
+    """torchrun: every rank runs the whole pipeline; this hook makes it one run.
+
+    - catalog: on ranks > 0 every persisted dataset becomes read-only; after each save of
+      one, all ranks wait at a barrier, so rank 0 writes each file once and the others then
+      read that file (the tokenizer rank 0 trained, the stage-1 model rank 0 saved);
+    - before the first node: join the process group (``training.distributed``);
+    - at the end: leave it; after an error, without waiting for the others (their pending
+      collectives fail, or torchrun stops them), and a SIGTERM from torchrun becomes an
+      exception so Kedro's error hooks still run (the MLflow run ends FAILED).
+
+    Without torchrun (``WORLD_SIZE`` unset or 1) it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._context: Any = None
+        self._persisted: frozenset[str] = frozenset()
+        self._owned = False
+        self._previous_sigterm: Any = None
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        """Keep the context: the process group's settings come from its parameters."""
+        self._context = context
+
+    @hook_impl(trylast=True)
+    def after_catalog_created(self, catalog: Any) -> None:
+        """Note the persisted datasets; make them read-only on ranks > 0."""
+        if not distributed.launched_distributed():
+            self._persisted = frozenset()
+            return
+        self._persisted = persisted_names(catalog)
+        if not distributed.is_main_process():
+            make_read_only(catalog, self._persisted)
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Join the process group before any node (and before the MLflow run starts)."""
+        if not distributed.launched_distributed():
+            return
+        config = validate_config(self._context.params)  # the same on every rank: all stop, or none
+        self._owned = distributed.init_distributed(
+            config.training.distributed.backend, config.training.distributed.timeout_minutes,
+            config.models.policy.device)
+        self._catch_sigterm()
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
+        """Rank 0 has written a file the other ranks may read next: wait for it."""
+        if dataset_name in self._persisted:
+            distributed.barrier()
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Leave the process group together."""
+        self._leave(failed=False)
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Leave at once, with one line saying whether this rank failed or only lost a peer
+        (torchrun's summary names the first failure as the root cause)."""
+        if distributed.launched_distributed():
+            rank, world = distributed.get_rank(), distributed.get_world_size()
+            first_line = (str(error).splitlines() or [""])[0]
+            if isinstance(error, RankStopped) or distributed.is_peer_failure(error):
+                log.error("Rank %d of %d stopped because another rank failed; that rank's error is "
+                          "the cause (torchrun prints it under 'Root Cause').", rank, world)
+            else:
+                log.error("Rank %d of %d failed: %s: %s", rank, world, type(error).__name__, first_line)
+        self._leave(failed=True)
+
+    def _leave(self, failed: bool) -> None:
+        self._restore_sigterm()
+        if self._owned:
+            self._owned = False
+            distributed.shutdown(failed=failed)
+
+    def _catch_sigterm(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_rank_stopped)
+
+    def _restore_sigterm(self) -> None:
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+
+def _raise_rank_stopped(signum: int, frame: Any) -> None:
+    raise RankStopped(
+        f"rank {distributed.get_rank()} was stopped by torchrun (SIGTERM), normally because "
+        "another rank failed: its error is the 'Root Cause' torchrun prints.")
 
 
 def mlflow_conf(loaded: Mapping[str, Any], options: TrackingOptions, project_path: Any) -> dict[str, Any]:

@@ -9,12 +9,16 @@ MLflow: :class:`weighted_mtp.hooks.TrackingHooks` drives kedro-mlflow's hook its
 starts the run only when ``mlflow.enabled`` is true, on rank 0, after checking the server),
 so the plugin's own registration is disabled. The name is the distribution's,
 ``kedro_mlflow`` with an underscore; ``kedro-mlflow`` would silently match nothing.
+
+torchrun: :class:`weighted_mtp.hooks.DistributedHooks` joins the process group and keeps
+ranks > 0 from writing (docs/DISTRIBUTED.md).
 """
 
 import os
 
 from weighted_mtp.config_loader import PresetConfigLoader
-from weighted_mtp.hooks import TrackingHooks
+from weighted_mtp.hooks import DistributedHooks, TrackingHooks
+from weighted_mtp.runtime.distributed import is_main_process, quiet_non_main_logging
 
 
 def _env_or(name: str, default: str | None = None) -> str | None:
@@ -33,5 +37,8 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
 
-HOOKS = (TrackingHooks(),)
-DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
+HOOKS = (TrackingHooks(), DistributedHooks())
+# Under torchrun (RANK is set before Python starts) ranks > 0 also run without kedro-viz's
+# hooks, which write run statistics files, and log only warnings (rank 0 logs the run).
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",) if is_main_process() else ("kedro_mlflow", "kedro-viz")
+quiet_non_main_logging()

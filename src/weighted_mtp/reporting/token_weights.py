@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from weighted_mtp.data import MTPCollator, encode_records, has_labels, resolve_pad_token_id
+from weighted_mtp.runtime.distributed import rank_local
 from weighted_mtp.training.steps import TDSettings
 from weighted_mtp.value_weighting import build_weights, compute_gae_advantages, compute_td_errors
 
@@ -153,8 +154,9 @@ def weigh(
     advantages = deltas
     if td.td_lambda > 0:
         advantages = compute_gae_advantages(deltas, mask, gamma=td.gamma, lam=td.td_lambda)
-    weights = build_weights(advantages, mask, td.beta, td.clip_min, td.clip_max,
-                            normalize_mean=td.normalize_mean)
+    with rank_local():  # the shown rows are this rank's whole batch: no sum over ranks
+        weights = build_weights(advantages, mask, td.beta, td.clip_min, td.clip_max,
+                                normalize_mean=td.normalize_mean)
     return deltas, advantages, weights
 
 

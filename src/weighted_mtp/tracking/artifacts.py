@@ -17,6 +17,7 @@ import torch
 
 from weighted_mtp.data import IGNORE_INDEX, TokenizedDataset, resolve_pad_token_id
 from weighted_mtp.runtime.device import resolve_device
+from weighted_mtp.runtime.distributed import rank_local
 from weighted_mtp.tracking.plots import save_figure, weight_histogram
 from weighted_mtp.training.stages import build_loader
 from weighted_mtp.training.steps import ce_labels_for, move_to_device, objective_for, td_weights
@@ -63,7 +64,8 @@ def stage2_token_weights(
 
     The weights of the ``train_on`` rows' response tokens, with per-batch whitening (the
     EMA state, if training used one, is not part of the model). Only ``weighting: td``
-    has weights that depend on the model; None otherwise.
+    has weights that depend on the model; None otherwise. Computed by one rank (the one
+    that talks to MLflow) on all rows, without any collective.
 
     Args:
         model: The stage-2 ``MetaLlamaMTPAdapter`` (moved to the configured device for the
@@ -82,14 +84,14 @@ def stage2_token_weights(
         return None
     dataset = TokenizedDataset(records, tokenizer, config.dataset.max_length, drop_unlabelled=True)
     loader, _ = build_loader(dataset, config.training.stage2.batch_size, resolve_pad_token_id(tokenizer),
-                             seed=config.training.seed, shuffle=False)
+                             seed=config.training.seed, shuffle=False, evaluation=True, shard=False)
     home = next(model.parameters()).device
     device = resolve_device(config.models.policy.device)
     was_training = model.training
     collected = []
     try:
         model.to(device).eval()
-        with torch.no_grad():
+        with torch.no_grad(), rank_local():  # rank 0 alone plots: no collective
             for index, batch in enumerate(loader):
                 if index >= max_batches:
                     break

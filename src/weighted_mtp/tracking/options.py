@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from weighted_mtp.runtime.distributed import is_main_process
+
 DEFAULT_EXPERIMENT_PREFIX = "weighted-mtp"
 RUN_NAME_ENV = "WMTP_MLFLOW_RUN_NAME"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"  # MLflow's own variable
@@ -64,12 +66,3 @@ def tracking_options(
         recipe=recipe,
         log_checkpoints=policy,
     )
-
-
-def is_main_process(env: Mapping[str, str] | None = None) -> bool:
-    """True unless ``RANK`` (set by torchrun before Python starts) names a non-zero rank.
-
-    Only rank 0 talks to MLflow; the others would open duplicate runs.
-    """
-    env = os.environ if env is None else env
-    return str(env.get("RANK", "0")).strip() in ("", "0")

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from weighted_mtp.runtime.files import atomic_file
+from weighted_mtp.runtime.parallel import load_model_state, load_optimizer_state
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = (

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from weighted_mtp.runtime.distributed import barrier
+from weighted_mtp.runtime.parallel import model_state, optimizer_state
 from weighted_mtp.training.best_tracker import BestTracker
 from weighted_mtp.training.checkpoint import (
     checkpoint_path,
@@ -173,6 +175,7 @@ def run_loop(run: StageRun, settings: LoopSettings) -> tuple[LoopState, BestTrac
     if state.global_step >= run.plan.total_steps or tracker.should_stop:
         state.completed = True
         state.checkpoint = _save(run, settings, state, tracker, "final")
+    barrier()  # rank 0's checkpoints are on disk before any rank reads one
     return state, tracker
 
 
@@ -311,12 +314,19 @@ def handle_evaluation(
 def _save(
     run: StageRun, settings: LoopSettings, state: LoopState, tracker: BestTracker, tag: str | int
 ) -> Path | None:
-    """Write ``checkpoint_{stage}_{tag}.pt`` (main rank, when a directory is set)."""
-    if settings.checkpoint_dir is None or not settings.is_main:
+    """Write ``checkpoint_{stage}_{tag}.pt`` when a directory is set.
+
+    Every rank calls it (under FSDP gathering the payload is a collective) and gets the
+    path back, so all ranks agree on which checkpoints exist; only the main rank writes.
+    The others read a checkpoint only after the stage's closing barrier.
+    """
+    if settings.checkpoint_dir is None:
         return None
     path = checkpoint_path(settings.checkpoint_dir, settings.stage, tag)
-    save_checkpoint(path, checkpoint_payload(run, settings, state, tracker))
-    log.info("[%s] step %d: saved %s", settings.stage, state.global_step, path)
+    payload = checkpoint_payload(run, settings, state, tracker)
+    if settings.is_main:
+        save_checkpoint(path, payload)
+        log.info("[%s] step %d: saved %s", settings.stage, state.global_step, path)
     return path
 
 
@@ -332,8 +342,8 @@ def checkpoint_payload(
         "global_step": state.global_step,
         "steps_per_epoch": run.plan.steps_per_epoch,
         "total_steps": run.plan.total_steps,
-        "model": run.model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
+        "model": model_state(run.model),
+        "optimizer": optimizer_state(run.model, run.optimizer),
         "scheduler": run.scheduler.state_dict(),
         "ema": run.ema.state_dict() if run.ema is not None else None,
         "rng": capture_rng_state(),

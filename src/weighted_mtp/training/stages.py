@@ -36,6 +36,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from weighted_mtp.data import MTPCollator, TokenizedDataset, resolve_pad_token_id
+from weighted_mtp.runtime.distributed import get_rank, get_world_size, is_distributed, is_main_process
+from weighted_mtp.runtime.parallel import prepare_model
 from weighted_mtp.training.loop import LoopSettings, StageRun, plan_steps, prefix_train, run_loop
 from weighted_mtp.training.metrics_logger import ConsoleBackend, MetricsLogger
 from weighted_mtp.training.sampler import ResumableSampler
@@ -303,20 +305,27 @@ def build_loader(
     seed: int,
     shuffle: bool,
     num_workers: int = 0,
+    evaluation: bool = False,
+    shard: bool = True,
 ) -> tuple[DataLoader, ResumableSampler]:
-    """A DataLoader over ``dataset`` with a seeded, resumable, rank-aware sampler."""
-    rank, world_size = _rank_and_world_size()
-    sampler = ResumableSampler(len(dataset), seed=seed, shuffle=shuffle, rank=rank, world_size=world_size)
+    """A DataLoader over ``dataset`` with a seeded, resumable, rank-aware sampler.
+
+    Args:
+        dataset: The encoded rows.
+        batch_size: Rows per micro-batch on each rank.
+        pad_token_id: Padding id of the collator.
+        seed: Base seed of the per-epoch order.
+        shuffle: Draw a new order every epoch (training).
+        num_workers: DataLoader worker processes.
+        evaluation: Validation: every row once, no padding rows added to even out shards.
+        shard: False gives every rank all rows (a report computed on one rank).
+    """
+    rank, world_size = (get_rank(), get_world_size()) if shard and is_distributed() else (0, 1)
+    sampler = ResumableSampler(len(dataset), seed=seed, shuffle=shuffle, rank=rank,
+                               world_size=world_size, pad=not evaluation)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler,
                         collate_fn=MTPCollator(pad_token_id), num_workers=num_workers)
     return loader, sampler
-
-
-def _rank_and_world_size() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _train_stage(
@@ -367,13 +376,19 @@ def _build_run(
     config: Any, logger: MetricsLogger, device: torch.device,
     reference: nn.Module | None, ema: Any | None,
 ) -> StageRun:
-    """Loaders, step plan, optimizer and scheduler of one stage."""
+    """Loaders, step plan, optimizer and scheduler of one stage.
+
+    Under torchrun the model is first made data-parallel (rank 0's weights everywhere, or
+    FSDP shards), so the optimizer is built over what each rank actually trains.
+    """
     training = config.training
+    model = prepare_model(model, training.distributed.strategy, device, config.models.policy.dtype)
     train_loader, sampler = build_loader(data.train, section.batch_size, data.pad_token_id,
                                          seed=training.seed, shuffle=True,
                                          num_workers=training.num_workers)
     val_loader, _ = build_loader(data.val, section.batch_size, data.pad_token_id,
-                                 seed=training.seed, shuffle=False, num_workers=training.num_workers)
+                                 seed=training.seed, shuffle=False, num_workers=training.num_workers,
+                                 evaluation=True)
     accumulation = getattr(section, "gradient_accumulation_steps", 1)
     plan = plan_steps(math.ceil(sampler.num_samples / section.batch_size), accumulation, section.n_epochs)
     optimizer = build_optimizer(trainable_parameters(model), section.learning_rate,
@@ -402,7 +417,7 @@ def _settings(
         resume_from=_resume_path(stage, options.resume_from, training.resume_from),
         stop_after_steps=options.stop_after_steps,
         progress=options.progress,
-        is_main=_rank_and_world_size()[0] == 0,
+        is_main=is_main_process(),
     )
 
 

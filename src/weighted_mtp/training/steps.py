@@ -23,6 +23,8 @@ from torch import nn
 
 from weighted_mtp.data import IGNORE_INDEX
 from weighted_mtp.models import backward_per_head
+from weighted_mtp.runtime.distributed import is_distributed
+from weighted_mtp.runtime.parallel import grad_norm_value, sync_gradients
 from weighted_mtp.training.losses import (
     mtp_head_loss,
     rho1_excess,
@@ -471,10 +473,23 @@ def _head_loss_fn(
         result = mtp_head_loss(logits, labels, k + 1, weights=head_weights)
         sums.add_head(k, result.weighted_sum, result.unweighted_sum, result.n_tokens)
         if counts[k] == 0:
-            return logits.new_zeros(())  # no target: nothing to backpropagate
+            return _no_target_loss(logits)
         return result.weighted * (loss_scale / n_active)
 
     return head_loss
+
+
+def _no_target_loss(logits: torch.Tensor) -> torch.Tensor:
+    """The loss of a head without any target in this micro-batch: nothing to learn.
+
+    In one process it is a constant (no backward through the head). Under torchrun it is
+    a zero still attached to the head's graph, so the head's backward runs on every rank:
+    FSDP reduces each unit's gradient after its backward, and a rank that skipped it would
+    leave the others waiting in that collective.
+    """
+    if is_distributed():
+        return logits.sum() * 0.0
+    return logits.new_zeros(())
 
 
 def _rho1_weights(
@@ -514,6 +529,11 @@ def train_step(
     ``max_grad_norm``; non-finite losses or gradient norm abort *before* the update (see
     :func:`check_finite`), so the model and the checkpoints on disk stay as they were.
 
+    Under torchrun every rank calls this with its own micro-batches: the gradients are
+    averaged over ranks once, after the last backward (:func:`~weighted_mtp.runtime.parallel.sync_gradients`),
+    and the returned figures are token-weighted over all ranks' micro-batches, so every
+    rank gets the same figures and takes the same update.
+
     Args:
         adapter: The model being trained.
         micro_batches: Collated batches (host or device).
@@ -537,9 +557,11 @@ def train_step(
     for batch in micro_batches:
         accumulate_batch(adapter, move_to_device(batch, device), objective, sums, reference=reference,
                          ema=ema, loss_scale=1.0 / len(micro_batches), backward=True)
+    sums.all_reduce()  # the step's figures over the global batch (identity for one process)
     figures = summarize(sums, objective)
     params = [param for group in optimizer.param_groups for param in group["params"]]
-    figures["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+    sync_gradients(params, adapter)  # average over ranks once per step, before clipping
+    figures["grad_norm"] = grad_norm_value(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
     figures["lr"] = float(optimizer.param_groups[0]["lr"])
     if ema is not None:  # the statistics this step whitened with
         figures["td/ema_mean"], figures["td/ema_std"] = float(ema.mean), float(ema.std)

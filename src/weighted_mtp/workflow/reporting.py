@@ -20,12 +20,13 @@ def evaluate_model(
     """Validation metrics of ``model`` under the stage-2 objective.
 
     Under rho-1 the reference is not reloaded here, so the reported CE is the plain
-    (uniform) one; the other recipes get exactly the loop's validation figures.
+    (uniform) one; the other recipes get exactly the loop's validation figures. Under
+    torchrun each rank evaluates its shard and every rank returns the whole set's figures.
     """
     device = training_device(config)
     dataset = TokenizedDataset(validation, tokenizer, config.dataset.max_length, drop_unlabelled=True)
     loader, _ = build_loader(dataset, config.training.stage2.batch_size, resolve_pad_token_id(tokenizer),
-                             seed=config.training.seed, shuffle=False)
+                             seed=config.training.seed, shuffle=False, evaluation=True)
     metrics = evaluate_stage(model.to(device), loader, config, device, "stage2")
     logger.info("Best model: val_loss %.4f, val_mtp_loss %.4f", metrics["val_loss"], metrics["val_mtp_loss"])
     return _floats(metrics)

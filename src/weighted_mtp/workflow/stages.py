@@ -17,6 +17,8 @@ from torch import nn
 from weighted_mtp.config.schema import RunConfig
 from weighted_mtp.models import MetaLlamaMTPAdapter
 from weighted_mtp.runtime.device import resolve_device
+from weighted_mtp.runtime.distributed import barrier, is_distributed, is_main_process
+from weighted_mtp.runtime.parallel import is_sharded, model_state
 from weighted_mtp.tracking.attach import mlflow_backend_for
 from weighted_mtp.training.checkpoint import load_checkpoint
 from weighted_mtp.training.metrics_logger import ConsoleBackend, HistoryBackend, MetricsLogger
@@ -36,11 +38,34 @@ def build_metrics_logger(config: RunConfig) -> MetricsLogger:
     tracking = mlflow_backend_for(config)
     if tracking is not None:
         backends.append(tracking)
-    return MetricsLogger(backends)
+    return MetricsLogger(backends, is_main=is_main_process())
 
 
 def training_device(config: RunConfig) -> torch.device:
+    """The device of this rank (under NCCL ``auto``/``cuda`` is the rank's own GPU)."""
     return resolve_device(config.models.policy.device)
+
+
+def place(model: nn.Module, config: RunConfig, device: torch.device) -> nn.Module:
+    """Move ``model`` to ``device`` for training, except under FSDP, which moves only each
+    rank's shards there (a whole 7B model in fp32 need never sit on one GPU)."""
+    if config.training.distributed.strategy == "fsdp" and is_distributed():
+        return model
+    return model.to(device)
+
+
+def unsharded(model: nn.Module) -> nn.Module:
+    """A plain CPU copy of an FSDP-sharded model (every rank must call it then: the shards
+    are gathered), so later nodes can save, reload and evaluate it; else ``model``."""
+    if not is_sharded(model):
+        return model
+    state = model_state(model)
+    with torch.device("meta"):
+        plain = MetaLlamaMTPAdapter(model.args, value_head=model.value_head.kind)
+    plain.load_state_dict(state, strict=True, assign=True)
+    plain.transformer.refresh_rope_buffer()
+    plain.model_name = model.model_name
+    return plain
 
 
 def pretrain_if_needed(
@@ -55,13 +80,16 @@ def pretrain_if_needed(
         logger.info("Pre-training disabled (training.pretrain.enabled: false)")
         return adapter
     device = training_device(config)
-    result = run_pretrain(adapter.to(device), tokenizer, train, validation, config,
+    result = run_pretrain(place(adapter, config, device), tokenizer, train, validation, config,
                           build_metrics_logger(config), device)
-    model = result.adapter.cpu()
-    marker = read_marker(path)  # save_pretrained replaces the directory: keep the marker's content
-    model.save_pretrained(path)
-    write_marker(path, {**marker, "pretrained": True, "pretrain_metrics": _floats(result.metrics)})
-    logger.info("Pre-trained micro model saved to %s (val_loss %.4f)", path, result.metrics.get("val_loss", float("nan")))
+    model = unsharded(result.adapter).cpu()
+    if is_main_process():  # one writer; the others wait until the directory is complete
+        marker = read_marker(path)  # save_pretrained replaces the directory: keep the marker's content
+        model.save_pretrained(path)
+        write_marker(path, {**marker, "pretrained": True, "pretrain_metrics": _floats(result.metrics)})
+        logger.info("Pre-trained micro model saved to %s (val_loss %.4f)", path,
+                    result.metrics.get("val_loss", float("nan")))
+    barrier()
     return model
 
 
@@ -73,8 +101,9 @@ def train_stage1_step(
         logger.info("Stage 1 skipped (recipe %s: training.stage1.enabled is false)", config.project.recipe)
         return adapter, {"skipped": True, "recipe": config.project.recipe}
     device = training_device(config)
-    result = run_stage1(adapter.to(device), tokenizer, train, validation, config,
+    result = run_stage1(place(adapter, config, device), tokenizer, train, validation, config,
                         build_metrics_logger(config), device, config.project.checkpoint_dir)
+    result.adapter = unsharded(result.adapter)
     model = load_best_weights(result).cpu()
     return model, summarize(result, config)
 
@@ -91,10 +120,10 @@ def train_stage2_step(
         policy = MetaLlamaMTPAdapter.from_pretrained(
             config.models.policy.path, device="cpu", value_head=config.models.policy.value_head
         )
-    result = run_stage2(policy.to(device), tokenizer, train, validation, config,
+    result = run_stage2(place(policy, config, device), tokenizer, train, validation, config,
                         build_metrics_logger(config), device, config.project.checkpoint_dir,
                         reference=reference)
-    return result.adapter.cpu(), summarize(result, config)
+    return unsharded(result.adapter).cpu(), summarize(result, config)
 
 
 def load_best_weights(result: StageResult) -> nn.Module:
