@@ -35,6 +35,8 @@ from typing import Any
 import torch
 import yaml
 
+from weighted_mtp.runtime.results import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "distributed.json"
 TORCHRUN = Path(sys.executable).parent / "torchrun"
@@ -149,14 +151,6 @@ def summarise(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         "ratio_tokens_per_s": rate[n] / rate["1"],
         "final_train_loss": {key: [r["final_loss"] for r in value] for key, value in runs.items()},
     }
-
-
-def write_json(result: dict, path: Path) -> None:
-    """Write atomically (temp file, then rename) so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def _report(result: dict) -> None:

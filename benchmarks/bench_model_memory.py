@@ -36,6 +36,7 @@ except ImportError:  # a checkout without pip install -e .
     sys.path.insert(0, str(ROOT / "src"))
 
 from weighted_mtp.models.adapter import MetaLlamaMTPAdapter  # noqa: E402
+from weighted_mtp.runtime.results import write_json  # noqa: E402
 from weighted_mtp.models.micro import micro_args  # noqa: E402
 from weighted_mtp.models.per_head import backward_per_head  # noqa: E402
 from weighted_mtp.models.transformer import init_weights  # noqa: E402
@@ -179,10 +180,7 @@ def main(argv: list[str] | None = None) -> None:
               "device": "cuda" if torch.cuda.is_available() else f"cpu ({options.threads} threads)",
               "torch": torch.__version__, "python": platform.python_version(),
               "memory": measure_memory(options), "speed": measure_speed(options)}
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = options.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(options.out)
+    write_json(report, options.out)
     memory, speed = report["memory"], report["speed"]
     print(f"peak memory, one step, V={options.vocab}, B={options.batch}, S={options.seq}: "
           f"naive {memory['naive_peak_mb']:.0f} MB, per-head {memory['per_head_peak_mb']:.0f} MB "

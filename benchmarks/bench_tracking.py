@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
@@ -39,6 +38,7 @@ import yaml
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from weighted_mtp.runtime.results import write_json
 from weighted_mtp.config import validate_config
 from weighted_mtp.data import problems_to_records, split_by_problem, tokenizer_training_texts, train_bpe_tokenizer
 from weighted_mtp.data.jsonl import read_jsonl
@@ -149,14 +149,6 @@ def summarise(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace, u
         "ratio_stage_seconds_vs_off": {mode: seconds[mode] / seconds["off"] for mode in MODES if mode != "off"},
         "log_batch_requests_per_run": {mode: [run["requests"] for run in runs[mode]] for mode in ("async", "sync")},
     }
-
-
-def write_json(result: dict, path: Path) -> None:
-    """Write atomically (temp file, then rename) so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def _report(result: dict) -> None:

@@ -13,7 +13,6 @@ shared machine OpenMP threads waiting for each other make the timings noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from weighted_mtp.runtime.results import write_json
 from weighted_mtp.value_weighting import (
     build_weights,
     compute_gae_advantages,
@@ -152,14 +152,6 @@ def run(args: argparse.Namespace) -> dict:
         "speedup": speedup,
         "max_abs_diff_vs_loop": max_abs_diff,
     }
-
-
-def write_json(result: dict, path: Path) -> None:
-    """Write atomically (temp file, then rename) so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def _report(result: dict) -> None:

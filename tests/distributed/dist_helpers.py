@@ -7,7 +7,6 @@ the parameters, which every rank then loads exactly as the pipeline's ranks do.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import socket
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from project_runs import merge
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TORCHRUN = Path(sys.executable).parent / "torchrun"
@@ -56,16 +57,6 @@ def params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
                                 "max_grad_norm": 1.0}},
     }
     return merge(merge(base, small), overrides or {})
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def make_world(folder: Path, n_records: int = 13) -> Path:
