@@ -28,7 +28,7 @@ RECIPE_KEYS = {  # what each recipe means; no preset may change it
              "training.stage2.value_coef": 0.0, "training.stage2.beta": 0.9},
 }
 SCALE_KEYS = {  # what each preset sets
-    "micro": {"project.preset": "micro", "models.policy.dtype": "float32", "training.stage1.freeze_trunk": False,
+    "micro": {"project.preset": "micro", "models.policy.dtype": "float32", "training.stage1.freeze_trunk": True,
               "models.policy.create_micro": True, "dataset.max_length": 512},
     "local-light": {"project.preset": "local-light", "models.policy.dtype": "float32",
                     "dataset.max_length": 384, "training.stage2.n_epochs": 0.5},
