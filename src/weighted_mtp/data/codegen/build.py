@@ -34,13 +34,13 @@ logger = logging.getLogger(__name__)
 # CodeContests ``language`` id of Python 3.
 PYTHON3 = 3
 SOURCE = "weighted-mtp-embedded"
-DEFAULT_N_PER_FAMILY = 8
+DEFAULT_N_PER_FAMILY = 100
 DEFAULT_OUT_PATH = Path("data/01_raw/code_problems.jsonl")
 # Per-test limit; every generated program finishes in milliseconds, so only a genuinely
 # non-terminating program can reach it, and labels do not depend on machine speed.
 DEFAULT_TIMEOUT_S = 5.0
-# Draws allowed per wanted problem before a family is declared too small.
-_DRAWS_PER_PROBLEM = 50
+# Consecutive draws without a new statement after which a family counts as exhausted.
+_MAX_MISSES = 500
 _MIN_TESTS, _MAX_TESTS = 5, 10
 
 
@@ -79,28 +79,32 @@ def _check_draft(fam: Family, draft: Draft) -> None:
 
 
 def _draw_family(fam: Family, seed: int, count: int) -> list[Draft]:
-    """Draw ``count`` drafts with pairwise different statements from one family.
+    """Draw up to ``count`` drafts with pairwise different statements from one family.
 
     Each family gets its own generator seeded from ``(seed, family name)``, so adding or
-    changing one family never changes the problems of another.
+    changing one family never changes the problems of another, and asking for more
+    problems keeps the first ones unchanged. A family has a finite number of distinct
+    statements: drawing stops once `_MAX_MISSES` draws in a row brought nothing new, and
+    the family contributes what it has (logged), never a duplicate statement.
     """
     rng = random.Random(f"{seed}:{fam.name}")
     drafts: list[Draft] = []
     seen: set[str] = set()
-    for _ in range(count * _DRAWS_PER_PROBLEM):
-        if len(drafts) == count:
-            break
+    misses = 0
+    while len(drafts) < count and misses < _MAX_MISSES:
         draft = fam.make(rng)
         key = statement_key(draft.description)
-        if key not in seen:
-            _check_draft(fam, draft)
-            seen.add(key)
-            drafts.append(draft)
+        if key in seen:
+            misses += 1
+            continue
+        _check_draft(fam, draft)
+        seen.add(key)
+        drafts.append(draft)
+        misses = 0
+    if not drafts:
+        raise RuntimeError(f"Family {fam.name!r} produced no problem.")
     if len(drafts) < count:
-        raise RuntimeError(
-            f"Family {fam.name!r} yielded only {len(drafts)} distinct statements after "
-            f"{count * _DRAWS_PER_PROBLEM} draws; ask for at most {len(drafts)} per family."
-        )
+        logger.info("family %s has %d distinct statements (asked for %d)", fam.name, len(drafts), count)
     return drafts
 
 
@@ -111,7 +115,8 @@ def generate_problems(
 
     Args:
         seed: Master seed; the same seed always gives the same candidates.
-        n_per_family: Problems per family (default `DEFAULT_N_PER_FAMILY`).
+        n_per_family: At most this many problems per family (default
+            `DEFAULT_N_PER_FAMILY`); a family with fewer distinct statements gives all it has.
         families: Names of the families to use (default: all, in name order).
 
     Returns:
@@ -121,7 +126,7 @@ def generate_problems(
 
     Raises:
         ValueError: On an unknown family name or a non-positive ``n_per_family``.
-        RuntimeError: If a family cannot produce enough distinct, well-formed problems.
+        RuntimeError: If a family produces a malformed draft or no problem at all.
     """
     count = DEFAULT_N_PER_FAMILY if n_per_family is None else n_per_family
     if count < 1:
@@ -315,7 +320,8 @@ def build_dataset(
         seed: Master seed of `generate_problems`.
         out_path: Where to write the JSONL (``None``: do not write).
         workers: Subprocesses running at once.
-        n_per_family: Problems per family (default `DEFAULT_N_PER_FAMILY`).
+        n_per_family: At most this many problems per family (default
+            `DEFAULT_N_PER_FAMILY`); a family with fewer distinct statements gives all it has.
         families: Family names to include (default: all).
         timeout: Per-test wall-clock limit, in seconds.
         progress: Show progress on stderr.
