@@ -15,7 +15,7 @@ from weighted_mtp.data.collate import (
 from weighted_mtp.data.jsonl import read_jsonl, write_jsonl
 from weighted_mtp.data.prompts import PROMPT_NO_INPUT, PROMPT_WITH_INPUT, format_prompt
 from weighted_mtp.data.records import PYTHON2, PYTHON3, build_instruction, problems_to_records
-from weighted_mtp.data.split import split_by_problem
+from weighted_mtp.data.split import split_by_problem, split_test_problems
 from weighted_mtp.data.tokenizer import (
     BOS_TOKEN,
     EOS_TOKEN,
@@ -51,6 +51,7 @@ __all__ = [
     "resolve_pad_token_id",
     "resolve_tokenizer_dir",
     "split_by_problem",
+    "split_test_problems",
     "tokenizer_training_texts",
     "train_bpe_tokenizer",
     "write_jsonl",
