@@ -63,8 +63,11 @@ class DatasetConfig:
     name: str = "embedded-code"
     raw: Optional[str] = None
     tokenizer: Optional[str] = None
+    test: Optional[str] = None
+    """Held-out test problems (written by data_processing, read by evaluation)."""
     max_length: int = 512
     validation_fraction: float = 0.1
+    test_fraction: float = 0.3
     split_seed: int = 42
     max_solutions_per_problem: int = 4
     tokenizer_vocab_size: int = 4096
@@ -169,11 +172,56 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class ExecutionLimitsConfig:
+    """Limits of one sandboxed program run (docs/EXECUTION.md)."""
+
+    time_s: float = 2.0
+    memory_mb: int = 512
+    output_bytes: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """How untrusted programs run: the sandbox's limits and parallelism."""
+
+    workers: int = 2
+    allow_weaker_isolation: bool = False
+    """True runs programs even where a sandbox mechanism is missing (logged loudly)."""
+    limits: ExecutionLimitsConfig = field(default_factory=ExecutionLimitsConfig)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Pass@k by execution on the held-out test problems (docs/EVALUATION.md)."""
+
+    enabled: bool = True
+    model: Optional[str] = None
+    """A model directory to evaluate instead of the recipe's best model."""
+    n_samples: int = 10
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 0
+    k: list = field(default_factory=lambda: [1, 5, 10])
+    max_new_tokens: int = 320
+    batch_size: int = 16
+    speculative: bool = False
+    """Self-speculative decoding for the greedy completions (same output, faster)."""
+    max_problems: Optional[int] = None
+    """Evaluate only the first N test problems (a quick look; not for reported figures)."""
+    train_sample: int = 30
+    """Training problems in the greedy sanity line (0 = skip it)."""
+    bootstrap_resamples: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class RunConfig:
     project: ProjectConfig
     models: ModelsConfig
     dataset: DatasetConfig
     mlflow: MlflowConfig
     training: TrainingConfig
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """The merged params dict the config was built from (for checkpoints and MLflow)."""

@@ -98,6 +98,7 @@ RANGES: dict[str, Callable[[float], bool]] = {
     "training.stage2.td_ema.warmup_steps": _non_negative,
     "dataset.max_length": _positive,
     "dataset.validation_fraction": _unit_open,
+    "dataset.test_fraction": _unit_open,
     "dataset.max_solutions_per_problem": _positive,
     "dataset.tokenizer_vocab_size": _positive,
     "models.policy.micro.dim": _positive,
@@ -105,6 +106,18 @@ RANGES: dict[str, Callable[[float], bool]] = {
     "models.policy.micro.n_heads": _positive,
     "models.policy.micro.n_future_tokens": _positive,
     "models.policy.micro.max_seq_len": _positive,
+    "execution.workers": _positive,
+    "execution.limits.time_s": _positive,
+    "execution.limits.memory_mb": _positive,
+    "execution.limits.output_bytes": _positive,
+    "evaluation.n_samples": _non_negative,
+    "evaluation.temperature": _non_negative,
+    "evaluation.top_p": _unit_closed_above,
+    "evaluation.top_k": _non_negative,
+    "evaluation.max_new_tokens": _positive,
+    "evaluation.batch_size": _positive,
+    "evaluation.train_sample": _non_negative,
+    "evaluation.bootstrap_resamples": _positive,
 }
 
 
@@ -177,6 +190,9 @@ def _coerce(hint: Any, value: Any, path: str, errors: list[str]) -> Any:
         value = float(value) if ok else value
     elif hint is str:
         ok = isinstance(value, str)
+    elif hint is list:
+        ok = isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig"
+        value = list(value) if ok else value
     else:
         ok = True
     if not ok:
@@ -208,9 +224,30 @@ def _check_values(config: schema.RunConfig, errors: list[str]) -> None:
             "models.policy.micro.n_future_tokens: must be <= models.policy.micro.n_layers, "
             f"found {micro.n_future_tokens} > {micro.n_layers}"
         )
+    _check_evaluation(config.evaluation, errors)
     for key in ("models.policy.name", "models.policy.path", "dataset.train", "dataset.validation"):
         if not _lookup(config, key):
             errors.append(f"{key}: must not be empty")
+
+
+def _check_evaluation(evaluation: schema.EvaluationConfig, errors: list[str]) -> None:
+    """Rules of the evaluation block that tie keys together (k against n_samples)."""
+    k_values = evaluation.k
+    if not isinstance(k_values, list) or not all(_numbers(k) and int(k) == k for k in k_values):
+        errors.append(f"evaluation.k: expected a list of integers, found {k_values!r}")
+        return
+    n_samples = evaluation.n_samples
+    if not _numbers(n_samples):
+        return
+    for k in k_values:
+        if k < 1 or k > n_samples:
+            errors.append(f"evaluation.k: every k must be in [1, evaluation.n_samples={n_samples}], "
+                          f"found {k}")
+    if n_samples > 0 and _numbers(evaluation.temperature) and evaluation.temperature == 0:
+        errors.append("evaluation.temperature: must be > 0 when evaluation.n_samples > 0 "
+                      "(temperature 0 gives n identical samples; the greedy line is always reported)")
+    if evaluation.max_problems is not None and (not _numbers(evaluation.max_problems) or evaluation.max_problems < 1):
+        errors.append(f"evaluation.max_problems: must be null or >= 1, found {evaluation.max_problems!r}")
 
 
 def _numbers(*values: Any) -> bool:

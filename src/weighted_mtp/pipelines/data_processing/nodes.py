@@ -11,6 +11,7 @@ from weighted_mtp.data import (
     load_tokenizer as load_saved_tokenizer,
     problems_to_records,
     split_by_problem,
+    split_test_problems as split_test_problems_by_family,
     tokenizer_training_texts,
     train_bpe_tokenizer,
 )
@@ -18,12 +19,30 @@ from weighted_mtp.data import (
 logger = logging.getLogger(__name__)
 
 
-def build_records(raw_problems: list[dict[str, Any]], run_config: RunConfig) -> list[dict[str, Any]]:
-    """Raw problems → Alpaca records (the primary layer), persisted before any split so
-    the records a model saw can be inspected and re-split without re-reading the raw set."""
+def split_test_problems(raw_problems: list[dict[str, Any]], run_config: RunConfig) -> list[dict[str, Any]]:
+    """Hold out test problems (by family, seeded) before any record exists, so nothing of
+    them can reach training, validation or checkpoint choice; evaluation reads them."""
     dataset = run_config.dataset
-    records = problems_to_records(raw_problems, dataset.max_solutions_per_problem, dataset.split_seed)
-    logger.info("%d Alpaca records from %d raw problems", len(records), len(raw_problems))
+    if not raw_problems:
+        raise ValueError(f"{dataset.raw}: the raw problem file is empty")
+    development, test = split_test_problems_by_family(raw_problems, dataset.test_fraction, dataset.split_seed)
+    families = len({p.get("family") for p in test})
+    logger.info("test split: %d of %d problems held out (%d families); %d left for train/validation",
+                len(test), len(raw_problems), families, len(development))
+    return test
+
+
+def build_records(
+    raw_problems: list[dict[str, Any]], test_problems: list[dict[str, Any]], run_config: RunConfig
+) -> list[dict[str, Any]]:
+    """Raw problems minus the test split → Alpaca records (the primary layer), persisted
+    before the train/validation split so the records a model saw can be inspected."""
+    dataset = run_config.dataset
+    held_out = {p["name"] for p in test_problems}
+    development = [p for p in raw_problems if p.get("name") not in held_out]
+    records = problems_to_records(development, dataset.max_solutions_per_problem, dataset.split_seed)
+    logger.info("%d Alpaca records from %d problems (%d test problems excluded)",
+                len(records), len(development), len(held_out))
     return records
 
 

@@ -2,7 +2,12 @@
 
 from kedro.pipeline import Pipeline, node
 
-from weighted_mtp.pipelines.data_processing.nodes import build_datasets, build_records, load_tokenizer
+from weighted_mtp.pipelines.data_processing.nodes import (
+    build_datasets,
+    build_records,
+    load_tokenizer,
+    split_test_problems,
+)
 from weighted_mtp.pipelines.shared import validate_config_node
 
 
@@ -11,8 +16,15 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             validate_config_node,
             node(
-                build_records,
+                split_test_problems,
                 inputs=["raw_problems", "run_config"],
+                outputs="test_problems",
+                name="split_test_problems",
+                tags=["data"],
+            ),
+            node(
+                build_records,
+                inputs=["raw_problems", "test_problems", "run_config"],
                 outputs="alpaca_records",
                 name="build_records",
                 tags=["data"],
