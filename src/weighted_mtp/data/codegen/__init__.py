@@ -1,4 +1,6 @@
-"""The embedded verifiable code dataset: generator, verifier and task families.
+"""The embedded verifiable code dataset: generator and task families.
+
+Programs are labelled by running them in the sandbox of `weighted_mtp.execution`.
 
 Regenerate the shipped file with::
 
@@ -8,27 +10,11 @@ See docs/DATASET.md for what is in it and how labels are decided.
 """
 
 from .build import assemble_record, build_dataset, generate_problems, summarise, verify_problems
-from .verify import (
-    VerifyJob,
-    VerifyResult,
-    normalise_output,
-    run_solution,
-    verify_batch,
-    verify_many,
-    verify_solution,
-)
 
 __all__ = [
-    "VerifyJob",
-    "VerifyResult",
     "assemble_record",
     "build_dataset",
     "generate_problems",
-    "normalise_output",
-    "run_solution",
     "summarise",
-    "verify_batch",
-    "verify_many",
     "verify_problems",
-    "verify_solution",
 ]

@@ -32,7 +32,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--n-per-family", type=int, default=DEFAULT_N_PER_FAMILY,
                         help=f"problems per task family (default {DEFAULT_N_PER_FAMILY})")
     parser.add_argument("--families", nargs="*", default=None, help="only these families")
-    parser.add_argument("--workers", type=int, default=2, help="parallel subprocesses")
+    parser.add_argument("--workers", type=int, default=2, help="sandboxes running at once")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per test")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)

@@ -5,11 +5,12 @@ Two stages, kept apart so each can be tested on its own:
 1. `generate_problems` draws problems from every task family with seeded generators and
    returns *unverified candidates*: statement, tests, intended-correct programs and
    mutants. It is pure and deterministic (no subprocesses).
-2. `build_dataset` runs every candidate program against all of its problem's tests in an
-   isolated subprocess (``verify.py``) and files it by outcome: a program that passes
-   goes to ``solutions``, one that fails to ``incorrect_solutions``, whatever it was meant
-   to be. A mutant that happens to pass is therefore labelled correct; an intended-correct
-   program that fails is a generator bug and stops the build.
+2. `build_dataset` runs every candidate program against all of its problem's tests in the
+   project's sandbox (`weighted_mtp.execution`, docs/EXECUTION.md) and files it by
+   outcome: a program that passes goes to ``solutions``, one that fails to
+   ``incorrect_solutions``, whatever it was meant to be. A mutant that happens to pass
+   is therefore labelled correct; an intended-correct program that fails is a generator
+   bug and stops the build.
 
 The output uses the CodeContests field names so the real dataset can replace it through
 the catalog. See docs/DATASET.md for the field list and the regeneration command.
@@ -25,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from weighted_mtp.data.jsonl import write_jsonl
+from weighted_mtp.execution import Job, Limits, Verdict, run_many
 
 from .families import FAMILIES, Draft, Family
-from .verify import VerifyJob, VerifyResult, verify_many
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ DEFAULT_OUT_PATH = Path("data/01_raw/code_problems.jsonl")
 # Per-test limit; every generated program finishes in milliseconds, so only a genuinely
 # non-terminating program can reach it, and labels do not depend on machine speed.
 DEFAULT_TIMEOUT_S = 5.0
+# Address space of one labelling run, in MiB.
+MEMORY_MB = 1024
 # Consecutive draws without a new statement after which a family counts as exhausted.
 _MAX_MISSES = 500
 _MIN_TESTS, _MAX_TESTS = 5, 10
@@ -196,41 +199,42 @@ def verify_problems(
     timeout: float = DEFAULT_TIMEOUT_S,
     workers: int = 2,
     progress: bool = True,
-) -> list[list[VerifyResult]]:
+) -> list[list[Verdict]]:
     """Run every candidate program of every problem against all of its tests.
 
     Args:
         problems: Candidates from `generate_problems`.
         timeout: Per-test wall-clock limit, in seconds.
-        workers: Subprocesses running at once.
+        workers: Sandboxes running at once.
         progress: Show a progress bar (or log lines) on stderr.
 
     Returns:
-        For each problem, one result per program in `_candidates` order.
+        For each problem, one verdict per program in `_candidates` order.
     """
     jobs, owners = [], []
     for index, problem in enumerate(problems):
-        tests = problem["tests"]
+        tests = list(zip(problem["tests"]["input"], problem["tests"]["output"], strict=True))
         for _, source in _candidates(problem):
-            jobs.append(VerifyJob(source, tuple(tests["input"]), tuple(tests["output"])))
+            jobs.append(Job(source, tests))
             owners.append(index)
     tick, close = _progress(len(jobs), progress)
     try:
-        flat = verify_many(jobs, timeout=timeout, workers=workers, on_done=tick)
+        limits = Limits(time_s=timeout, memory_mb=MEMORY_MB)
+        flat = run_many(jobs, workers=workers, limits=limits, on_done=tick)
     finally:
         close()
-    grouped: list[list[VerifyResult]] = [[] for _ in problems]
+    grouped: list[list[Verdict]] = [[] for _ in problems]
     for owner, result in zip(owners, flat):
         grouped[owner].append(result)
     return grouped
 
 
-def assemble_record(problem: dict[str, Any], results: Sequence[VerifyResult]) -> dict[str, Any]:
+def assemble_record(problem: dict[str, Any], results: Sequence[Verdict]) -> dict[str, Any]:
     """File a problem's programs by their verified outcome into a CodeContests record.
 
     Args:
         problem: One candidate from `generate_problems`.
-        results: Its verification results, aligned with `_candidates`.
+        results: Its verdicts, aligned with `_candidates`.
 
     Returns:
         The record, keys in sorted order. Extra fields beyond CodeContests: ``family``,
@@ -247,7 +251,7 @@ def assemble_record(problem: dict[str, Any], results: Sequence[VerifyResult]) ->
         if origin == "reference" and not result.passed:
             raise RuntimeError(
                 f"Generator bug in {problem['name']}: a reference solution failed test "
-                f"{result.failed_test} ({result.reason}). Fix the family "
+                f"{result.failed_test} ({result.status}: {result.detail}). Fix the family "
                 f"{problem['family']!r}. Program:\n{source}"
             )
         (good if result.passed else bad).append((origin, source))
@@ -319,7 +323,7 @@ def build_dataset(
     Args:
         seed: Master seed of `generate_problems`.
         out_path: Where to write the JSONL (``None``: do not write).
-        workers: Subprocesses running at once.
+        workers: Sandboxes running at once.
         n_per_family: At most this many problems per family (default
             `DEFAULT_N_PER_FAMILY`); a family with fewer distinct statements gives all it has.
         families: Family names to include (default: all).

@@ -7,7 +7,7 @@ statements, not only in their test data. A family returns a `Draft`: the stateme
 tests (expected outputs computed by a plain-Python reference), correct programs written
 in different styles, and plausible incorrect programs ("mutants") tagged with the kind of
 mistake they make. Whether a program really is correct is decided later by running it
-(see ``verify.py``); the tags only record intent.
+(in the sandbox, see docs/EXECUTION.md); the tags only record intent.
 """
 
 from __future__ import annotations
