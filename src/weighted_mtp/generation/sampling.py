@@ -8,6 +8,7 @@ sequential and distributed generation give the same tokens (docs/GENERATION.md).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,8 +45,13 @@ class SamplingConfig:
 
 
 def row_generator(seed: int, index: int) -> torch.Generator:
-    """The generator of prompt ``index`` for a given ``seed`` (distinct for every pair)."""
-    return torch.Generator().manual_seed((seed << 32) | index)
+    """The generator of prompt ``index`` for a given ``seed``.
+
+    The CPU generator keeps only 32 bits of its seed, so the pair is hashed into 32 bits
+    (stable across processes, unlike ``hash``) rather than packed into 64.
+    """
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=4).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little"))
 
 
 def filtered_probs(logits: torch.Tensor, config: SamplingConfig) -> tuple[torch.Tensor, torch.Tensor]:
