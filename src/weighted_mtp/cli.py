@@ -1,4 +1,5 @@
-"""Project commands added to the ``kedro`` CLI: ``kedro wmtp config`` (the dry run).
+"""Project commands added to the ``kedro`` CLI: ``kedro wmtp config`` (the dry run) and
+``kedro wmtp generate`` (completions from a trained model, docs/GENERATION.md).
 
 A long run should never be the place where a typo in ``conf/<recipe>`` is found. The dry run
 builds the same KedroSession ``kedro run`` would, validates the merged parameters and prints
@@ -31,6 +32,40 @@ def cli() -> None:
 @cli.group(name="wmtp")
 def wmtp() -> None:
     """weighted-mtp tools (dry run, …)."""
+
+
+@wmtp.command(name="generate")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Model directory, e.g. data/07_model_output/best_model/<experiment>.")
+@click.option("--prompt", "prompts", multiple=True, help="An instruction (repeatable).")
+@click.option("--prompts-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="*.jsonl records (instruction, input) or one instruction per line.")
+@click.option("--tokenizer", "tokenizer_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Tokenizer directory (default: <model>/tokenizer).")
+@click.option("--max-new-tokens", default=256, show_default=True, type=int)
+@click.option("--temperature", default=0.0, show_default=True, type=float, help="0 = greedy.")
+@click.option("--top-p", default=1.0, show_default=True, type=float)
+@click.option("--top-k", default=0, show_default=True, type=int, help="0 = no top-k.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--speculative", is_flag=True, help="Self-speculative greedy decoding with the MTP heads.")
+@click.option("--batch-size", default=16, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@click.option("--dtype", default=None, help="float32 (default) or bfloat16.")
+@click.option("--jsonl", is_flag=True, help="Print one JSON object per completion.")
+def generate_command(model_dir: Path, prompts: tuple[str, ...], prompts_file: Path | None,
+                     tokenizer_dir: Path | None, device: str, dtype: str | None, jsonl: bool,
+                     **options: Any) -> None:
+    """Complete instructions with the training prompt template; print the responses."""
+    from weighted_mtp.generation import generate_text
+    from weighted_mtp.generation.command import format_completions, load_for_generation, read_instructions
+
+    try:
+        instructions = read_instructions(prompts, prompts_file)
+        model, tokenizer = load_for_generation(model_dir, tokenizer_dir, device, dtype)
+        completions = generate_text(model, tokenizer, instructions, progress=len(instructions) > 1, **options)
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(format_completions(instructions, completions, jsonl))
 
 
 @wmtp.command(name="config")

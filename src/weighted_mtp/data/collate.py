@@ -73,6 +73,29 @@ def encode_records(
     ]
 
 
+def encode_prompts(
+    prompts: Sequence[tuple[str, str]], tokenizer: PreTrainedTokenizerBase
+) -> list[list[int]]:
+    """Token ids of ``[BOS] prompt`` for generation: a training row's ids before the response.
+
+    Uses the same template and the same separate tokenisation as ``encode_records``, so a
+    model sees at generation exactly the prefix it was trained to continue.
+
+    Args:
+        prompts: ``(instruction, input)`` pairs; an empty input selects the template without
+            an ``### Input:`` section.
+        tokenizer: A tokenizer with ``bos_token_id`` and ``eos_token_id``.
+
+    Returns:
+        One id list per prompt, BOS first.
+    """
+    bos_id, _ = _bos_eos_ids(tokenizer)
+    if not prompts:
+        return []
+    texts = [format_prompt(instruction, input_text) for instruction, input_text in prompts]
+    return [[bos_id, *ids] for ids in _token_ids(tokenizer, texts)]
+
+
 def _assemble(
     record: Mapping[str, Any],
     prompt_ids: list[int],

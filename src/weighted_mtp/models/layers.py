@@ -2,7 +2,9 @@
 
 Parameter names (``wq``, ``wk``, ``wv``, ``wo``, ``w1``, ``w2``, ``w3``,
 ``attention_norm``, ``ffn_norm``) are Meta's checkpoint keys, so real weights load
-without renaming. Everything here is training-only: no KV cache, full causal attention.
+without renaming. ``forward`` is the training path (full causal attention, no cache);
+``forward_cached`` is generation's path: the new tokens only, keys and values kept in a
+``KVCache``, an explicit mask and per-row RoPE positions (see docs/GENERATION.md).
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from weighted_mtp.models.args import ModelArgs
+from weighted_mtp.models.kv_cache import KVCache
+
+# SDPA reads grouped key/value heads itself from torch 2.5 on (no repeated copy of the cache).
+_SDPA_GQA = torch.torch_version.TorchVersion(torch.__version__) >= (2, 5)
 
 
 class RMSNorm(nn.Module):
@@ -59,13 +65,19 @@ def apply_rotary_emb(xq: torch.Tensor, xk: torch.Tensor,
     Args:
         xq: Queries ``(B, S, H, hd)``.
         xk: Keys ``(B, S, KV, hd)``.
-        freqs: ``torch.view_as_real(freqs_cis)[:S]``, fp32 ``(S, hd/2, 2)`` = (cos, sin).
+        freqs: ``torch.view_as_real(freqs_cis)[:S]``, fp32 ``(S, hd/2, 2)`` = (cos, sin),
+            the same positions for every row; or ``(B, S, hd/2, 2)``, each row's own
+            positions (generation with left padding).
 
     Returns:
         Rotated (xq, xk) in their input dtypes.
     """
-    cos = freqs[None, :, None, :, 0]  # (1, S, 1, hd/2)
-    sin = freqs[None, :, None, :, 1]
+    if freqs.dim() == 4:  # per-row positions
+        cos = freqs[:, :, None, :, 0]  # (B, S, 1, hd/2)
+        sin = freqs[:, :, None, :, 1]
+    else:
+        cos = freqs[None, :, None, :, 0]  # (1, S, 1, hd/2)
+        sin = freqs[None, :, None, :, 1]
 
     def rotate(x: torch.Tensor) -> torch.Tensor:
         pairs = x.float().reshape(*x.shape[:-1], -1, 2)  # (B, S, H, hd/2, 2)
@@ -126,6 +138,38 @@ class Attention(nn.Module):
         out = out.transpose(1, 2).reshape(batch, seq, -1)  # (B, S, H * hd)
         return self.wo(out)
 
+    def forward_cached(self, x: torch.Tensor, freqs: torch.Tensor, cache: KVCache, start: int,
+                       mask: torch.Tensor) -> torch.Tensor:
+        """Attend from new tokens over the cached ones and themselves (generation).
+
+        The new keys and values are written into ``cache`` at slots ``[start, start + L)``
+        first, so the block attends over slots ``[0, start + L)``; ``mask`` decides which
+        of those each query may read (causality, left padding, discarded drafts).
+
+        Args:
+            x: New tokens ``(B, L, D)``.
+            freqs: Per-row RoPE table at each new token's position ``(B, L, hd/2, 2)``.
+            cache: This block's keys and values.
+            start: Slot of the first new token.
+            mask: Boolean ``(B, 1, L, start + L)``, True where a query may attend.
+        """
+        batch, seq, _ = x.shape
+        xq = self.wq(x).view(batch, seq, self.n_heads, self.head_dim)  # (B, L, H, hd)
+        xk = self.wk(x).view(batch, seq, self.n_kv_heads, self.head_dim)  # (B, L, KV, hd)
+        xv = self.wv(x).view(batch, seq, self.n_kv_heads, self.head_dim)
+        xq, xk = apply_rotary_emb(xq, xk, freqs)
+        keys, values = cache.write(start, xk.transpose(1, 2), xv.transpose(1, 2))  # (B, KV, T, hd)
+        n_rep = self.n_heads // self.n_kv_heads
+        if _SDPA_GQA:
+            out = F.scaled_dot_product_attention(xq.transpose(1, 2), keys, values,
+                                                 attn_mask=mask, enable_gqa=n_rep > 1)
+        else:
+            out = F.scaled_dot_product_attention(
+                xq.transpose(1, 2), keys.repeat_interleave(n_rep, dim=1),
+                values.repeat_interleave(n_rep, dim=1), attn_mask=mask)
+        out = out.transpose(1, 2).reshape(batch, seq, -1)  # (B, L, H * hd)
+        return self.wo(out)
+
 
 class FeedForward(nn.Module):
     """SwiGLU: w2(silu(w1 x) · w3 x) (Shazeer 2020), hidden width from ``ModelArgs``."""
@@ -153,4 +197,10 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
         h = x + self.attention(self.attention_norm(x), freqs)
+        return h + self.feed_forward(self.ffn_norm(h))
+
+    def forward_cached(self, x: torch.Tensor, freqs: torch.Tensor, cache: KVCache, start: int,
+                       mask: torch.Tensor) -> torch.Tensor:
+        """The block on new tokens only; see ``Attention.forward_cached`` for the arguments."""
+        h = x + self.attention.forward_cached(self.attention_norm(x), freqs, cache, start, mask)
         return h + self.feed_forward(self.ffn_norm(h))

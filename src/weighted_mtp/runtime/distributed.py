@@ -265,3 +265,15 @@ def quiet_non_main_logging(env: Mapping[str, str] | None = None) -> bool:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.simplefilter("ignore")
     return True
+
+
+def all_gather_objects(obj: object) -> list[object]:
+    """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` without a process group.
+
+    Used for small host results (generated token lists), not tensors of training.
+    """
+    if not is_distributed():
+        return [obj]
+    gathered: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
