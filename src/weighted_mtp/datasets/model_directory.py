@@ -57,3 +57,31 @@ class ModelDirectoryDataset(AbstractDataset[Any, Any]):
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
 
+
+
+class ModelDirectoryPath(AbstractDataset[Any, Path]):
+    """The path of a model directory, for nodes that load it themselves (read-only).
+
+    Used transcoded with :class:`ModelDirectoryDataset` (``best_model@model`` /
+    ``best_model@path``): Kedro orders the reader after the node that writes the model,
+    while the reader decides whether and where to load it (evaluation may be pointed at
+    another directory, and loads onto its own device), so a missing best model is the
+    reader's error to explain, not the catalog's.
+    """
+
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def load(self) -> Path:
+        return self._path
+
+    def save(self, data: Any) -> None:
+        raise NotImplementedError(f"{self._path}: a ModelDirectoryPath is read-only; save the model "
+                                  "through its ModelDirectoryDataset entry (…@model)")
+
+    def _exists(self) -> bool:
+        return (self._path / "metadata.json").is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}
