@@ -68,9 +68,10 @@ class _Reader:
             return self.stderr_total <= self.cap
         self.info += data
         if self.child_pid is None:
-            try:
-                self.child_pid = int(json.loads(self.info)["child-pid"])
-            except (ValueError, KeyError):
+            try:  # bwrap's first JSON object; anything after it is ignored
+                report, _ = json.JSONDecoder().raw_decode(self.info.decode("utf-8", "replace"))
+                self.child_pid = int(report["child-pid"])
+            except (ValueError, KeyError, TypeError):
                 pass  # the JSON is not complete yet
         return True
 
@@ -108,7 +109,7 @@ def _kill(proc: subprocess.Popen, reader: _Reader, info_fd: int | None) -> None:
         if reader.child_pid is None:
             _read_remaining_info(reader, info_fd)
         if reader.child_pid is not None:
-            _kill_pid(reader.child_pid)
+            _kill_child(reader.child_pid, proc.pid)
         proc.kill()
     else:
         try:
@@ -131,19 +132,33 @@ def _read_remaining_info(reader: _Reader, info_fd: int) -> None:
         selector.close()
 
 
-def _kill_pid(pid: int) -> None:
-    """SIGKILL through a pidfd: the sandbox's init is a child of bwrap, still unreaped
-    while bwrap lives, so the pid cannot have been reused."""
+def _kill_child(pid: int, parent: int) -> None:
+    """SIGKILL ``pid`` through a pidfd, only if it is a child of ``parent`` (bwrap).
+
+    The sandbox's init is bwrap's child and stays unreaped while bwrap lives, so its pid
+    cannot have been reused; the parent check is defence in depth against a wrong report.
+    """
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return
     try:
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        if _parent_of(pid) == parent:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     except ProcessLookupError:
         pass
     finally:
         os.close(pidfd)
+
+
+def _parent_of(pid: int) -> int | None:
+    """The parent pid of ``pid`` from /proc (None if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    return int(stat.rsplit(b")", 1)[1].split()[1])  # fields after "(comm)": state, ppid
 
 
 def _reap(proc: subprocess.Popen) -> None:
