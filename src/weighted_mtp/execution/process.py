@@ -189,7 +189,7 @@ def run_capped(
         time_s: Wall-clock budget.
         cap: Byte cap on stdout and, separately, on stderr.
         info_fd: Read end of bwrap's ``--info-fd`` pipe; None in weaker mode.
-        popen_kwargs: Extra `subprocess.Popen` arguments (uid drop, env, fds, cwd).
+        popen_kwargs: Extra `subprocess.Popen` arguments (env, fds to pass, cwd, session).
         close_after_start: Fds passed to the child that the parent closes once it is
             started (always closed, even if the start fails), e.g. the write end of the
             info pipe, whose EOF then means bwrap is gone.

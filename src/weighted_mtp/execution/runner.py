@@ -67,9 +67,14 @@ def _run_sandboxed(isolation: Isolation, source: str, stdin_fd: int, limits: Lim
     info_r, info_w = os.pipe()
     try:
         argv = bwrap_command(isolation, limits, source_fd, info_w)
-        kwargs = {"env": {}, "pass_fds": (source_fd, info_w)}
+    except BaseException:
+        for fd in (source_fd, info_r, info_w):
+            os.close(fd)
+        raise
+    try:  # run_capped closes source_fd and info_w once bwrap holds them
         return run_capped(argv, stdin_fd=stdin_fd, time_s=limits.time_s,
-                          cap=limits.output_bytes, info_fd=info_r, popen_kwargs=kwargs,
+                          cap=limits.output_bytes, info_fd=info_r,
+                          popen_kwargs={"env": {}, "pass_fds": (source_fd, info_w)},
                           close_after_start=(source_fd, info_w))
     finally:
         os.close(info_r)
