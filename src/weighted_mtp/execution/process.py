@@ -104,18 +104,27 @@ def _pump(proc: subprocess.Popen, reader: _Reader, info_fd: int | None, deadline
 
 
 def _kill(proc: subprocess.Popen, reader: _Reader, info_fd: int | None) -> None:
-    """Kill the whole run; for a sandbox, the init of its PID namespace first."""
-    if info_fd is not None:
-        if reader.child_pid is None:
-            _read_remaining_info(reader, info_fd)
-        if reader.child_pid is not None:
-            _kill_child(reader.child_pid, proc.pid)
-        proc.kill()
-    else:
+    """Kill the whole run.
+
+    For a sandbox, only the init of its PID namespace is killed: the kernel kills every
+    other process of the namespace and waits until they are gone before the init becomes
+    a zombie, so bwrap, which waits on the init, exits only then — reaping bwrap afterwards
+    proves that nothing of the run is left. Killing bwrap itself would not wait for that
+    (the init would die later, from ``--die-with-parent``), so it is the fallback only
+    when bwrap never reported an init.
+    """
+    if info_fd is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        return
+    if reader.child_pid is None:
+        _read_remaining_info(reader, info_fd)
+    if reader.child_pid is not None:
+        _kill_child(reader.child_pid, proc.pid)
+    else:
+        proc.kill()
 
 
 def _read_remaining_info(reader: _Reader, info_fd: int) -> None:
