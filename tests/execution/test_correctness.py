@@ -111,3 +111,8 @@ def test_large_inputs_and_unicode_reach_the_program() -> None:
 def test_run_tests_rejects_an_empty_test_list() -> None:
     with pytest.raises(ValueError, match="at least one"):
         run_tests("print(1)\n", [])
+
+
+def test_run_many_rejects_zero_workers() -> None:
+    with pytest.raises(ValueError, match="workers >= 1"):
+        run_many([("print(1)\n", [("", "1\n")])], workers=0)

@@ -194,6 +194,29 @@ def test_a_setsid_daemon_is_gone_when_run_tests_returns(token: str) -> None:
     assert host_processes_with(token) == []
 
 
+@pytest.mark.parametrize(
+    ("ending", "status"),
+    [("print('x' * 10**6)\n" * 3, Status.OUTPUT_LIMIT), ("while True:\n    pass\n", Status.TIMEOUT)],
+)
+def test_a_run_killed_for_its_output_or_clock_leaves_no_daemon(
+    token: str, ending: str, status: Status
+) -> None:
+    program = _src(
+        f"""
+        import os
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execv("/usr/bin/sleep", ["sleep", "{token}"])
+            os._exit(0)
+        os.wait()
+        """
+    ) + ending
+    verdict = run_tests(program, ONE_TEST, Limits(time_s=1.0, output_bytes=100_000))
+    assert verdict.status == status
+    assert host_processes_with(token) == []
+
+
 def test_killing_the_parent_or_everyone_harms_no_host_process(token: str) -> None:
     bystander = None
     if os.geteuid() == 0:  # a host process of the sandbox's own uid: the easiest victim

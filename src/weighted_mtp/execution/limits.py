@@ -41,8 +41,8 @@ class Limits:
         """Reject limits that cannot be enforced, naming the field and the value."""
         if not (isinstance(self.time_s, (int, float)) and 0 < self.time_s <= 3600):
             raise ValueError(f"Limits.time_s must be in (0, 3600] seconds, got {self.time_s!r}.")
-        positive = ("memory_mb", "output_bytes", "processes", "file_size_mb", "open_files", "scratch_mb")
-        for name in positive:
+        for name in ("memory_mb", "output_bytes", "processes", "file_size_mb", "open_files",
+                     "scratch_mb"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}.")

@@ -68,9 +68,10 @@ class _Reader:
             return self.stderr_total <= self.cap
         self.info += data
         if self.child_pid is None:
-            try:
-                self.child_pid = int(json.loads(self.info)["child-pid"])
-            except (ValueError, KeyError):
+            try:  # bwrap's first JSON object; anything after it is ignored
+                report, _ = json.JSONDecoder().raw_decode(self.info.decode("utf-8", "replace"))
+                self.child_pid = int(report["child-pid"])
+            except (ValueError, KeyError, TypeError):
                 pass  # the JSON is not complete yet
         return True
 
@@ -103,18 +104,27 @@ def _pump(proc: subprocess.Popen, reader: _Reader, info_fd: int | None, deadline
 
 
 def _kill(proc: subprocess.Popen, reader: _Reader, info_fd: int | None) -> None:
-    """Kill the whole run; for a sandbox, the init of its PID namespace first."""
-    if info_fd is not None:
-        if reader.child_pid is None:
-            _read_remaining_info(reader, info_fd)
-        if reader.child_pid is not None:
-            _kill_pid(reader.child_pid)
-        proc.kill()
-    else:
+    """Kill the whole run.
+
+    For a sandbox, only the init of its PID namespace is killed: the kernel kills every
+    other process of the namespace and waits until they are gone before the init becomes
+    a zombie, so bwrap, which waits on the init, exits only then — reaping bwrap afterwards
+    proves that nothing of the run is left. Killing bwrap itself would not wait for that
+    (the init would die later, from ``--die-with-parent``), so it is the fallback only
+    when bwrap never reported an init.
+    """
+    if info_fd is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        return
+    if reader.child_pid is None:
+        _read_remaining_info(reader, info_fd)
+    if reader.child_pid is not None:
+        _kill_child(reader.child_pid, proc.pid)
+    else:
+        proc.kill()
 
 
 def _read_remaining_info(reader: _Reader, info_fd: int) -> None:
@@ -131,19 +141,33 @@ def _read_remaining_info(reader: _Reader, info_fd: int) -> None:
         selector.close()
 
 
-def _kill_pid(pid: int) -> None:
-    """SIGKILL through a pidfd: the sandbox's init is a child of bwrap, still unreaped
-    while bwrap lives, so the pid cannot have been reused."""
+def _kill_child(pid: int, parent: int) -> None:
+    """SIGKILL ``pid`` through a pidfd, only if it is a child of ``parent`` (bwrap).
+
+    The sandbox's init is bwrap's child and stays unreaped while bwrap lives, so its pid
+    cannot have been reused; the parent check is defence in depth against a wrong report.
+    """
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return
     try:
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        if _parent_of(pid) == parent:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     except ProcessLookupError:
         pass
     finally:
         os.close(pidfd)
+
+
+def _parent_of(pid: int) -> int | None:
+    """The parent pid of ``pid`` from /proc (None if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    return int(stat.rsplit(b")", 1)[1].split()[1])  # fields after "(comm)": state, ppid
 
 
 def _reap(proc: subprocess.Popen) -> None:
@@ -174,7 +198,7 @@ def run_capped(
         time_s: Wall-clock budget.
         cap: Byte cap on stdout and, separately, on stderr.
         info_fd: Read end of bwrap's ``--info-fd`` pipe; None in weaker mode.
-        popen_kwargs: Extra `subprocess.Popen` arguments (uid drop, env, fds, cwd).
+        popen_kwargs: Extra `subprocess.Popen` arguments (env, fds to pass, cwd, session).
         close_after_start: Fds passed to the child that the parent closes once it is
             started (always closed, even if the start fails), e.g. the write end of the
             info pipe, whose EOF then means bwrap is gone.

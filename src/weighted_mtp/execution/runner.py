@@ -19,7 +19,7 @@ from typing import NamedTuple
 from .compare import outputs_match
 from .limits import Limits
 from .process import RawRun, run_capped
-from .sandbox import Isolation, bwrap_command, detect_isolation, rlimit_command
+from .sandbox import Isolation, bwrap_command, detect_isolation, privilege_drop, rlimit_command
 from .verdict import Status, Verdict
 
 Test = tuple[str, str]  # (stdin, expected stdout)
@@ -61,23 +61,20 @@ def _stdin_fd(stdin: str) -> int:
         os.close(rw)
 
 
-def _user_kwargs(isolation: Isolation) -> dict:
-    """Popen arguments that drop a root caller to uid/gid 65534 before anything starts."""
-    if isolation.run_as is None:
-        return {}
-    uid, gid = isolation.run_as
-    return {"user": uid, "group": gid, "extra_groups": []}
-
-
 def _run_sandboxed(isolation: Isolation, source: str, stdin_fd: int, limits: Limits) -> RawRun:
     """One run inside bwrap; the source reaches it through a memfd, never a host file."""
     source_fd = _memfd("program", source.encode("utf-8"))
     info_r, info_w = os.pipe()
     try:
         argv = bwrap_command(isolation, limits, source_fd, info_w)
-        kwargs = {"env": {}, "pass_fds": (source_fd, info_w), **_user_kwargs(isolation)}
+    except BaseException:
+        for fd in (source_fd, info_r, info_w):
+            os.close(fd)
+        raise
+    try:  # run_capped closes source_fd and info_w once bwrap holds them
         return run_capped(argv, stdin_fd=stdin_fd, time_s=limits.time_s,
-                          cap=limits.output_bytes, info_fd=info_r, popen_kwargs=kwargs,
+                          cap=limits.output_bytes, info_fd=info_r,
+                          popen_kwargs={"env": {}, "pass_fds": (source_fd, info_w)},
                           close_after_start=(source_fd, info_w))
     finally:
         os.close(info_r)
@@ -93,8 +90,8 @@ def _run_weak(isolation: Isolation, source: str, stdin_fd: int, limits: Limits) 
         if isolation.run_as is not None:
             os.chown(workdir, *isolation.run_as)
         env = {"HOME": workdir, "TMPDIR": workdir, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-        kwargs = {"env": env, "cwd": workdir, "start_new_session": True, **_user_kwargs(isolation)}
-        argv = rlimit_command(isolation, limits, program)
+        kwargs = {"env": env, "cwd": workdir, "start_new_session": True}
+        argv = privilege_drop(isolation) + rlimit_command(isolation, limits, program)
         return run_capped(argv, stdin_fd=stdin_fd, time_s=limits.time_s,
                           cap=limits.output_bytes, info_fd=None, popen_kwargs=kwargs)
     finally:
