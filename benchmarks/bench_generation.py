@@ -272,7 +272,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--large-recompute-tokens", type=int, default=32,
                         help="full recomputation of the large model is slow: fewer tokens")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--batch-tokens", type=int, default=32)
+    parser.add_argument("--batch-tokens", type=int, default=64)
     parser.add_argument("--spec-prompts", type=int, default=3)
     parser.add_argument("--spec-tokens", type=int, default=96)
     parser.add_argument("--hf-tokens", type=int, default=128)
