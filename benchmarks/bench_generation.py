@@ -8,11 +8,13 @@ byte-level BPE tokenizer (vocab 4096, the project's ``train_bpe_tokenizer``) is 
 the shipped dataset's correct solutions (``data/01_raw/code_problems.jsonl``, Alpaca
 prompt + response), then
 
-- ``micro``: the micro architecture (dim 128, 2 trunk blocks + 4 heads, 2.2M parameters),
-- ``large``: dim 512, 8 blocks (4 trunk + 4 heads), GQA 8 → 4 (about 29M parameters),
+- ``micro``: the micro architecture (dim 128, 2 trunk blocks + 4 heads; 1.8M parameters
+  with this tokenizer's 2538 tokens),
+- ``large``: dim 512, 8 blocks (4 trunk + 4 heads), GQA 8 → 4 (28M parameters),
 
 are trained with the MTP cross-entropy of all 4 heads on ``[BOS] prompt response [EOS]``
-rows (Adam, seeded). Trained weights are cached under ``data/06_models/bench-generation/``
+rows, in random 128-token windows (AdamW, seeded; micro 240 steps of 4 windows, large
+40 steps of 4: minutes on 2 CPU cores, so the models are weak). Trained weights are cached under ``data/06_models/bench-generation/``
 (git-ignored), so only the first run pays for training (``--retrain`` redoes it).
 
 Measured per model, each a median over repeats, tokens/s = new tokens / wall time:
@@ -245,7 +247,8 @@ def report_lines(name: str, info: dict[str, Any], r: dict[str, Any], cfg: argpar
         return "same tokens" if r[key] else "TOKENS DIFFER"
 
     return [
-        f"{name}: {info['n_params'] / 1e6:.1f}M parameters, trained {info['train_steps']} steps "
+        f"{name}: {info['n_params'] / 1e6:.1f}M parameters, trained here {info['train_steps']} "
+        f"steps x {info['batch']} windows of {info['window']} tokens of the shipped solutions "
         f"(MTP loss {info['first_loss']:.2f} -> {info['final_loss_mean_last_10']:.2f})",
         f"  greedy, full recompute, {r['recompute_new_tokens']} new   {r['recompute_tok_s']:9.1f} tok/s",
         f"  greedy, KV cache,       {r['recompute_new_tokens']} new   {r['cache_tok_s']:9.1f} tok/s"
