@@ -18,7 +18,7 @@ import torch
 
 from weighted_mtp.generation import forward
 from weighted_mtp.generation.sampling import SamplingConfig, sample
-from weighted_mtp.generation.state import DecodeState
+from weighted_mtp.generation.state import BlockInputs, DecodeState
 from weighted_mtp.models.transformer import MTPTransformer
 
 
@@ -154,7 +154,8 @@ def decode_plain(transformer: MTPTransformer, prompts: Sequence[Sequence[int]],
         stats.decoded += 1
 
 
-def _draft(transformer: MTPTransformer, z: torch.Tensor, state: DecodeState, block) -> torch.Tensor:
+def _draft(transformer: MTPTransformer, z: torch.Tensor, state: DecodeState,
+           block: BlockInputs) -> torch.Tensor:
     """Heads 1..n-1 on z (filling their caches); their greedy guesses at the last position.
 
     Returns:
