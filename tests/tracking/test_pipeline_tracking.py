@@ -9,6 +9,7 @@ The tests that need no server come first, while it boots.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from pathlib import Path
 
@@ -120,9 +121,13 @@ def test_run_has_flattened_params_and_tags(tracked_run):
 def test_metrics_are_step_indexed_per_stage(tracked_run):
     client, run, _, _ = tracked_run
     total = int(run.data.params["stage2/total_steps"])
-    for key in ("stage2/train/loss", "stage2/train/head3_loss", "stage2/lr", "stage2/grad_norm",
-                "stage2/tokens_per_s", "stage2/weights/ess", "stage2/td/std", "stage2/train/value_loss"):
+    for key in ("stage2/train/loss", "stage2/lr", "stage2/grad_norm", "stage2/tokens_per_s",
+                "stage2/train/value_loss"):
         assert _steps(client, run, key) == list(range(1, total + 1)), key
+    # CE figures exist only for steps whose batch held a correct row (train_on: correct).
+    for key in ("stage2/train/head3_loss", "stage2/weights/ess", "stage2/td/std"):
+        steps = _steps(client, run, key)
+        assert steps and set(steps) <= set(range(1, total + 1)) and steps == sorted(set(steps)), key
     evaluations = sorted({*range(2, total + 1, 2), total})  # eval_interval 2 and the last step
     assert _steps(client, run, "stage2/val_loss") == evaluations
     best = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "stage2/best_val_loss"),
@@ -145,3 +150,28 @@ def test_artifacts_hold_config_plots_report_and_best_checkpoints(tracked_run):
     assert yaml.safe_load(config.read_text())["training"]["stage2"]["beta"] == 0.9
     png = Path(client.download_artifacts(run.info.run_id, "plots/stage2_loss.png", str(project)))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluation_metrics_and_artifacts_reach_the_run(tracked_run):
+    client, run, project, _ = tracked_run
+    metrics = run.data.metrics
+    for name in ("test/pass_at_1", "test/pass_at_2", "test/greedy_pass_at_1", "train/greedy_pass_at_1"):
+        assert 0.0 <= metrics[name] <= 1.0, name
+        if name.startswith("test/"):
+            assert metrics[f"{name}_ci_low"] <= metrics[name] <= metrics[f"{name}_ci_high"], name
+    files = set(_artifacts(client, run.info.run_id))
+    assert {"evaluation/evaluation.json", "evaluation/completions.jsonl", "evaluation/evaluation.html"} <= files
+    summary = json.loads(Path(client.download_artifacts(run.info.run_id, "evaluation/evaluation.json",
+                                                         str(project))).read_text())
+    assert summary["pass@1"] == pytest.approx(metrics["test/pass_at_1"])
+
+
+def test_tracking_off_evaluation_creates_no_store(make_project, monkeypatch, tmp_path):
+    from weighted_mtp.datasets import MlflowMetricsDataset
+
+    store = tmp_path / "untouched.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    dataset = MlflowMetricsDataset(prefix="")
+    dataset._logging_activated = False  # what the project hook does with mlflow.enabled: false
+    dataset.save({"test/pass_at_1": {"value": 0.5, "step": 0}})
+    assert not store.exists()

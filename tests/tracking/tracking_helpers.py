@@ -106,6 +106,7 @@ TINY_PARAMS: dict[str, Any] = {
         "stage1": {"n_epochs": 0.04, "batch_size": 4},
         "stage2": {"n_epochs": 0.08, "batch_size": 4},
     },
+    "evaluation": {"n_samples": 2, "k": [1, 2], "max_new_tokens": 48, "max_problems": 8, "train_sample": 3},
 }
 
 

@@ -16,12 +16,15 @@ from tqdm.auto import tqdm
 from weighted_mtp.config.schema import EvaluationConfig, ExecutionConfig
 from weighted_mtp.data.collate import encode_prompts
 from weighted_mtp.evaluation.problems import problem_prompt
-from weighted_mtp.evaluation.scoring import GREEDY, Completion, score_completions
+from weighted_mtp.evaluation.scoring import GREEDY, PROMPT_TOO_LONG, Completion, score_completions
 from weighted_mtp.execution import Limits
 from weighted_mtp.generation import generate_text
 from weighted_mtp.runtime.distributed import is_main_process
 
 logger = logging.getLogger(__name__)
+
+# Fewer new tokens than this cannot hold a program: such a prompt is not generated for.
+MIN_ANSWER_TOKENS = 16
 
 
 def resolve_model_dir(evaluation: EvaluationConfig, best_model_dir: str | Path) -> Path:
@@ -41,44 +44,51 @@ def generate_completions(model: Any, tokenizer: Any, problems: Sequence[Mapping[
                          evaluation: EvaluationConfig, samples: bool = True) -> list[Completion]:
     """One greedy completion per problem, plus ``n_samples`` sampled ones when ``samples``.
 
-    The generator seeds each prompt from ``(evaluation.seed, its index)``, so a run is
-    reproducible and independent of the batch size and of the number of ranks.
+    A prompt that leaves the model fewer than `MIN_ANSWER_TOKENS` of context gets no
+    completion and the status ``prompt_too_long`` (it counts as failed: dropping it would
+    flatter pass@k); one that leaves less than ``max_new_tokens`` is answered with what is
+    left (a warning counts them). The generator seeds each prompt from the seed of its call
+    and its index there, so a run is reproducible and independent of the batch size and of
+    the number of ranks.
     """
     prompts = {str(p["name"]): problem_prompt(p) for p in problems}
+    budgets = _budgets(model, tokenizer, prompts, evaluation.max_new_tokens)
     greedy_jobs = [(name, GREEDY) for name in prompts]
     sampled_jobs = [(name, s) for name in prompts for s in range(evaluation.n_samples)] if samples else []
-    budget = _token_budget(model, tokenizer, list(prompts.values()), evaluation.max_new_tokens)
-    completions: list[Completion] = []
+    texts: dict[tuple[str, int], Completion] = {}
     for jobs, greedy in ((greedy_jobs, True), (sampled_jobs, False)):
-        if not jobs:
-            continue
-        texts = generate_text(
-            model, tokenizer, [prompts[name] for name, _ in jobs],
-            max_new_tokens=budget,
-            temperature=0.0 if greedy else evaluation.temperature,
-            top_p=1.0 if greedy else evaluation.top_p,
-            top_k=0 if greedy else evaluation.top_k,
-            speculative=evaluation.speculative and greedy,
-            seed=evaluation.seed,
-            batch_size=evaluation.batch_size,
-            progress=is_main_process(),
-        )
-        completions += [Completion(name, sample, text) for (name, sample), text in zip(jobs, texts)]
-    return completions
+        for budget in sorted({budgets[name] for name, _ in jobs}, reverse=True):
+            group = [job for job in jobs if budgets[job[0]] == budget]
+            if budget < MIN_ANSWER_TOKENS:
+                texts.update({job: Completion(*job, "", status=PROMPT_TOO_LONG) for job in group})
+                continue
+            outputs = generate_text(
+                model, tokenizer, [prompts[name] for name, _ in group],
+                max_new_tokens=budget,
+                temperature=0.0 if greedy else evaluation.temperature,
+                top_p=1.0 if greedy else evaluation.top_p,
+                top_k=0 if greedy else evaluation.top_k,
+                speculative=evaluation.speculative and greedy,
+                seed=(evaluation.seed + budget) % 2**31,
+                batch_size=evaluation.batch_size,
+                progress=is_main_process(),
+            )
+            texts.update({job: Completion(*job, text) for job, text in zip(group, outputs)})
+    return [texts[job] for job in greedy_jobs + sampled_jobs]
 
 
-def _token_budget(model: Any, tokenizer: Any, prompts: Sequence[str], wanted: int) -> int:
-    """``max_new_tokens``, lowered so the longest prompt plus its answer fit the model's
-    context (a warning says so), instead of failing after hours of generation."""
-    longest = max(len(ids) for ids in encode_prompts([(p, "") for p in prompts], tokenizer))
-    room = model.args.max_seq_len - longest
-    if room < 1:
-        raise ValueError(f"the longest test prompt has {longest} tokens, more than the model's "
-                         f"max_seq_len {model.args.max_seq_len}")
-    if room < wanted:
-        logger.warning("evaluation.max_new_tokens %d lowered to %d: the longest prompt has %d tokens "
-                       "and the model's context is %d", wanted, room, longest, model.args.max_seq_len)
-    return min(wanted, room)
+def _budgets(model: Any, tokenizer: Any, prompts: Mapping[str, str], wanted: int) -> dict[str, int]:
+    """New tokens each prompt may get: ``wanted``, or what the model's context leaves."""
+    lengths = encode_prompts([(text, "") for text in prompts.values()], tokenizer)
+    context = model.args.max_seq_len
+    budgets = {name: min(wanted, context - len(ids)) for name, ids in zip(prompts, lengths)}
+    short = sum(b < wanted for b in budgets.values())
+    skipped = sum(b < MIN_ANSWER_TOKENS for b in budgets.values())
+    if short:
+        logger.warning("%d of %d prompts leave fewer than evaluation.max_new_tokens=%d tokens of the "
+                       "model's context (%d); %d of them fewer than %d and count as failed "
+                       "(prompt_too_long)", short, len(budgets), wanted, context, skipped, MIN_ANSWER_TOKENS)
+    return budgets
 
 
 def execute(completions: Sequence[Completion], problems: Sequence[Mapping[str, Any]],

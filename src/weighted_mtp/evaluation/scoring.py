@@ -15,6 +15,7 @@ from weighted_mtp.evaluation.problems import problem_family, problem_tests
 from weighted_mtp.execution import Limits, run_many
 
 NO_PROGRAM = "no_program"
+PROMPT_TOO_LONG = "prompt_too_long"
 GREEDY = -1
 
 
@@ -26,11 +27,14 @@ class Completion:
         problem: Problem name.
         sample: Sample index, or ``GREEDY`` (-1) for the temperature-0 completion.
         text: The generated text.
+        status: Set when nothing was generated (``prompt_too_long``); the completion then
+            fails without running.
     """
 
     problem: str
     sample: int
     text: str
+    status: str | None = None
 
 
 def score_completions(completions: Sequence[Completion], problems: Mapping[str, Mapping[str, Any]],
@@ -48,12 +52,13 @@ def score_completions(completions: Sequence[Completion], problems: Mapping[str, 
 
     Returns:
         One row per completion, in input order: ``problem``, ``family``, ``sample``,
-        ``completion``, ``status`` (a sandbox verdict or ``"no_program"``) and ``passed``.
+        ``completion``, ``status`` (a sandbox verdict, ``"no_program"`` or the completion's
+        own status) and ``passed``.
 
     Raises:
         KeyError: If a completion names a problem that is not in ``problems``.
     """
-    programs = [extract_program(c.text) for c in completions]
+    programs = [None if c.status else extract_program(c.text) for c in completions]
     runnable = [i for i, program in enumerate(programs) if program is not None]
     jobs = [(programs[i], problem_tests(problems[completions[i].problem])) for i in runnable]
     verdicts = run_many(jobs, workers=workers, limits=limits,
@@ -61,7 +66,7 @@ def score_completions(completions: Sequence[Completion], problems: Mapping[str, 
     status = {i: (str(v.status), bool(v.passed)) for i, v in zip(runnable, verdicts)}
     rows = []
     for index, completion in enumerate(completions):
-        verdict, passed = status.get(index, (NO_PROGRAM, False))
+        verdict, passed = status.get(index, (completion.status or NO_PROGRAM, False))
         rows.append({
             "problem": completion.problem,
             "family": problem_family(problems[completion.problem]),

@@ -71,7 +71,8 @@ def score_test_completions(
     if not is_main_process():
         return []
     problems = {p["name"]: p for p in raw_problems} | {p["name"]: p for p in test_problems}
-    completions = [Completion(r["problem"], int(r["sample"]), r["completion"]) for r in generated_completions]
+    completions = [Completion(r["problem"], int(r["sample"]), r["completion"], r.get("status"))
+                   for r in generated_completions]
     scored = execute(completions, list(problems.values()), run_config.execution)
     for row, generated in zip(scored, generated_completions):
         row["split"], row["model"] = generated["split"], generated.get("model")
@@ -128,5 +129,5 @@ def _load(model_dir: Path, run_config: RunConfig) -> tuple[Any, Any]:
 
 
 def _rows(completions: list[Completion], split: str) -> list[dict[str, Any]]:
-    return [{"problem": c.problem, "sample": c.sample, "completion": c.text, "split": split}
-            for c in completions]
+    return [{"problem": c.problem, "sample": c.sample, "completion": c.text, "split": split,
+             **({"status": c.status} if c.status else {})} for c in completions]
