@@ -17,7 +17,7 @@ from weighted_mtp.config.validate import plain_copy
 from weighted_mtp.config_loader import PRESET_VARIABLE, _leaf_keys
 
 ROOT = Path(__file__).resolve().parents[2]
-PRESETS = ("micro", "local-light", "production")
+PRESETS = ("micro", "study", "local-light", "production")
 RECIPES = ("baseline", "verifiable", "rho1")
 RECIPE_KEYS = {  # what each recipe means; no preset may change it
     "baseline": {"training.stage2.weighting": "uniform", "training.stage1.enabled": False,
@@ -29,12 +29,17 @@ RECIPE_KEYS = {  # what each recipe means; no preset may change it
 }
 SCALE_KEYS = {  # what each preset sets
     "micro": {"project.preset": "micro", "models.policy.dtype": "float32", "training.stage1.freeze_trunk": True,
-              "models.policy.create_micro": True, "dataset.max_length": 512},
+              "models.policy.create_micro": True, "dataset.max_length": 512,
+              "training.stage2.n_epochs": 1.0, "evaluation.n_samples": 5},
+    "study": {"project.preset": "study", "models.policy.dtype": "float32", "training.stage1.freeze_trunk": True,
+              "models.policy.path": "data/06_models/micro-mtp-study", "training.pretrain.n_epochs": 2.0,
+              "training.stage2.n_epochs": 2.5, "evaluation.n_samples": 10},
     "local-light": {"project.preset": "local-light", "models.policy.dtype": "float32",
                     "dataset.max_length": 384, "training.stage2.n_epochs": 0.5},
     "production": {"project.preset": "production", "models.policy.dtype": "bfloat16",
                    "models.policy.create_micro": False, "dataset.max_length": 2048,
-                   "training.distributed.strategy": "fsdp", "training.stage2.gradient_accumulation_steps": 16},
+                   "training.distributed.strategy": "fsdp", "training.stage2.gradient_accumulation_steps": 16,
+                   "evaluation.n_samples": 20},
 }
 
 
@@ -82,7 +87,7 @@ def test_presets_and_recipes_set_disjoint_keys():
 
 
 def test_unknown_preset_names_the_available_ones(monkeypatch):
-    with pytest.raises(ValueError, match="WMTP_PRESET='huge'.*available presets: local-light, micro, production"):
+    with pytest.raises(ValueError, match="WMTP_PRESET='huge'.*available presets: local-light, micro, production, study"):
         _params(monkeypatch, "huge", "verifiable")
 
 
