@@ -177,8 +177,9 @@ def test_a_bounded_fork_bomb_is_contained_and_leaves_no_process(token: str) -> N
     assert host_processes_with(token) == []
 
 
-def test_a_setsid_daemon_is_gone_when_run_tests_returns(token: str) -> None:
-    program = _src(
+def _daemon_then(token: str, ending: str) -> str:
+    """A program that leaves a ``setsid`` grandchild sleeping (named by ``token``), then runs ``ending``."""
+    return _src(
         f"""
         import os
         if os.fork() == 0:
@@ -187,9 +188,12 @@ def test_a_setsid_daemon_is_gone_when_run_tests_returns(token: str) -> None:
                 os.execv("/usr/bin/sleep", ["sleep", "{token}"])
             os._exit(0)
         os.wait()
-        print("ok")
         """
-    )
+    ) + ending
+
+
+def test_a_setsid_daemon_is_gone_when_run_tests_returns(token: str) -> None:
+    program = _daemon_then(token, 'print("ok")\n')
     assert run_tests(program, ONE_TEST).passed
     assert host_processes_with(token) == []
 
@@ -201,17 +205,7 @@ def test_a_setsid_daemon_is_gone_when_run_tests_returns(token: str) -> None:
 def test_a_run_killed_for_its_output_or_clock_leaves_no_daemon(
     token: str, ending: str, status: Status
 ) -> None:
-    program = _src(
-        f"""
-        import os
-        if os.fork() == 0:
-            os.setsid()
-            if os.fork() == 0:
-                os.execv("/usr/bin/sleep", ["sleep", "{token}"])
-            os._exit(0)
-        os.wait()
-        """
-    ) + ending
+    program = _daemon_then(token, ending)
     verdict = run_tests(program, ONE_TEST, Limits(time_s=1.0, output_bytes=100_000))
     assert verdict.status == status
     assert host_processes_with(token) == []

@@ -7,6 +7,7 @@ model directory with the same code (docs/EVALUATION.md).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from weighted_mtp.evaluation.scoring import GREEDY, PROMPT_TOO_LONG, Completion,
 from weighted_mtp.execution import Limits
 from weighted_mtp.generation import generate_text
 from weighted_mtp.runtime.distributed import is_main_process
+from weighted_mtp.training.progress import progress_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ def generate_completions(model: Any, tokenizer: Any, problems: Sequence[Mapping[
                 speculative=evaluation.speculative and greedy,
                 seed=(evaluation.seed + budget) % 2**31,
                 batch_size=evaluation.batch_size,
-                progress=is_main_process(),
+                progress=progress_enabled(is_main_process()),
             )
             texts.update({job: Completion(*job, text) for job, text in zip(group, outputs)})
     return [texts[job] for job in greedy_jobs + sampled_jobs]
@@ -97,6 +99,11 @@ def execute(completions: Sequence[Completion], problems: Sequence[Mapping[str, A
     by_name = {str(p["name"]): p for p in problems}
     limits = Limits(time_s=execution.limits.time_s, memory_mb=execution.limits.memory_mb,
                     output_bytes=execution.limits.output_bytes)
-    with tqdm(total=len(completions), desc="executing", unit="program", disable=not is_main_process()) as bar:
-        return score_completions(completions, by_name, limits, execution.workers,
+    started = time.perf_counter()
+    with tqdm(total=len(completions), desc="executing", unit="program",
+              disable=not progress_enabled(is_main_process())) as bar:
+        rows = score_completions(completions, by_name, limits, execution.workers,
                                  execution.allow_weaker_isolation, on_done=lambda: bar.update(1))
+    logger.info("executed %d completions in the sandbox in %.0f s (%d workers)", len(rows),
+                time.perf_counter() - started, execution.workers)
+    return rows

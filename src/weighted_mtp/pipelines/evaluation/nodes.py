@@ -7,6 +7,7 @@ accelerator part) → execution in the sandbox → figures, report and MLflow me
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +54,14 @@ def generate_test_completions(
     problems = test_problems[: evaluation.max_problems] if evaluation.max_problems else test_problems
     logger.info("evaluating %s on %d test problems (%d samples at T=%s + greedy)", model_dir,
                 len(problems), evaluation.n_samples, evaluation.temperature)
+    started = time.perf_counter()
     rows = _rows(generate_completions(model, tokenizer, problems, evaluation), TEST)
     sanity = sample_training_problems(raw_problems, train_records, evaluation.train_sample, evaluation.seed)
     if sanity:
         rows += _rows(generate_completions(model, tokenizer, sanity, evaluation, samples=False), TRAIN)
     for row in rows:
         row["model"] = str(model_dir)
+    logger.info("generated %d completions in %.0f s", len(rows), time.perf_counter() - started)
     return rows
 
 
