@@ -31,9 +31,9 @@ pytestmark = pytest.mark.slow
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
 EXPERIMENT = "weighted-mtp/verifiable"
-# 108 training rows: 54 per rank, 7 micro-batches of 8 per epoch. Stage 2 runs
-# int(0.6 · 7) = 4 steps, logging at 2 and 4 and evaluating at 3 and 4.
-DIST_PARAMS = merge(TINY_PARAMS, {"training": {"stage2": {"n_epochs": 0.6}}})
+# 76 training rows (30 problems less the 30% test split): 38 per rank, 5 micro-batches of 8
+# per epoch. Stage 2 runs int(0.8 · 5) = 4 steps, logging at 2 and 4 and evaluating at 3 and 4.
+DIST_PARAMS = merge(TINY_PARAMS, {"training": {"stage2": {"n_epochs": 0.8}}})
 CHECKPOINTS = Path("data/06_models/checkpoints/default")
 
 
@@ -82,7 +82,7 @@ def test_one_mlflow_run_with_each_metric_once_per_step(run):
     assert steps("stage2/train/loss") == [2, 4]
     assert steps("stage2/val_loss") == [3, 4]
     assert steps("stage1/val_loss") == [1]
-    assert tracked.data.params["stage2/steps_per_epoch"] == "7"  # 54 rows per rank, not 108
+    assert tracked.data.params["stage2/steps_per_epoch"] == "5"  # 38 rows per rank, not 76
     metrics = json.loads((run["project"] / "data/08_reporting/metrics.json").read_text())
     assert tracked.data.metrics["stage2/val_loss"] == pytest.approx(metrics["stage2"]["metrics"]["val_loss"])
 
@@ -93,7 +93,7 @@ def test_checkpoints_are_written_once_by_rank_0_and_load(run):
     assert names == ["checkpoint_stage1_best.pt", "checkpoint_stage1_final.pt",
                      "checkpoint_stage2_best.pt", "checkpoint_stage2_final.pt"]
     final = load_checkpoint(folder / "checkpoint_stage2_final.pt")
-    assert (final["global_step"], final["total_steps"], final["steps_per_epoch"]) == (4, 4, 7)
+    assert (final["global_step"], final["total_steps"], final["steps_per_epoch"]) == (4, 4, 5)
     rank0 = run["observed"][0]["writes"]
     assert any("checkpoint_stage2_final.pt" in w for w in rank0)  # the audit sees rank 0's writes
     assert run["observed"][1]["writes"] == []  # rank 1 wrote nothing in the project

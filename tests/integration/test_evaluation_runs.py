@@ -13,13 +13,16 @@ from project_runs import TINY_PARAMS, make_scratch_project, merge, read_json, ru
 pytestmark = pytest.mark.slow
 
 EVALUATION = Path("data/08_reporting/default/evaluation.json")
+# Room for the longest test prompt (about 370 tokens here) and an answer, so completions
+# are really generated (TINY_PARAMS' 384-token context would leave most prompts none).
+LONG_CONTEXT = {"models": {"policy": {"micro": {"max_seq_len": 640}}}, "dataset": {"max_length": 640}}
 COMPLETIONS = Path("data/07_model_output/default/completions.jsonl")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = make_scratch_project(tmp_path_factory.mktemp("evaluation"), n_problems=40)
-    run_project(workdir)
+    run_project(workdir, extra_params=LONG_CONTEXT)
     return workdir
 
 
@@ -41,12 +44,15 @@ def test_default_run_ends_with_pass_at_k(trained: Path) -> None:
     assert {r["sample"] for r in test_rows} == {-1, 0, 1}
     assert {r["problem"] for r in test_rows} == {p["name"] for p in test_problems}
     assert all(set(r) >= {"problem", "family", "sample", "completion", "status", "passed"} for r in rows)
+    assert "prompt_too_long" not in {r["status"] for r in rows}  # every prompt got an answer
+    assert sum(summary["failures"].values()) == len(test_rows)
     assert (trained / "data/08_reporting/default/evaluation.html").read_text().startswith("<!doctype html>")
 
 
 def test_evaluation_pipeline_runs_alone_on_a_given_model(trained: Path, tmp_path: Path) -> None:
     model = trained / "data/07_model_output/best_model/default"
-    run_project(trained, extra_params={"evaluation": {"model": str(model), "n_samples": 3, "k": [1, 3]}},
+    run_project(trained, extra_params={**LONG_CONTEXT, "evaluation": {"model": str(model), "n_samples": 3,
+                                                                      "k": [1, 3]}},
                 pipeline_names=["evaluation"])
     summary = read_json(trained / EVALUATION)
     assert summary["n_samples"] == 3 and "pass@3" in summary
