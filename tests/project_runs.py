@@ -32,7 +32,7 @@ TINY_PARAMS: dict[str, Any] = {
         "eval_interval": 3,
         "pretrain": {"n_epochs": 0.2, "batch_size": 8},
         "stage1": {"n_epochs": 0.2, "batch_size": 8},
-        "stage2": {"n_epochs": 0.25, "batch_size": 8, "learning_rate": 1.0e-3},
+        "stage2": {"n_epochs": 0.4, "batch_size": 8, "learning_rate": 1.0e-3},
     },
     "evaluation": {"n_samples": 2, "k": [1, 2], "max_new_tokens": 48, "train_sample": 3,
                    "bootstrap_resamples": 200},

@@ -19,7 +19,9 @@ from weighted_mtp.data import (
 logger = logging.getLogger(__name__)
 
 
-def split_test_problems(raw_problems: list[dict[str, Any]], run_config: RunConfig) -> list[dict[str, Any]]:
+def split_test_problems(
+    raw_problems: list[dict[str, Any]], run_config: RunConfig
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Hold out test problems (by family, seeded) before any record exists, so nothing of
     them can reach training, validation or checkpoint choice; evaluation reads them."""
     dataset = run_config.dataset
@@ -29,20 +31,15 @@ def split_test_problems(raw_problems: list[dict[str, Any]], run_config: RunConfi
     families = len({p.get("family") for p in test})
     logger.info("test split: %d of %d problems held out (%d families); %d left for train/validation",
                 len(test), len(raw_problems), families, len(development))
-    return test
+    return development, test
 
 
-def build_records(
-    raw_problems: list[dict[str, Any]], test_problems: list[dict[str, Any]], run_config: RunConfig
-) -> list[dict[str, Any]]:
-    """Raw problems minus the test split → Alpaca records (the primary layer), persisted
-    before the train/validation split so the records a model saw can be inspected."""
+def build_records(development_problems: list[dict[str, Any]], run_config: RunConfig) -> list[dict[str, Any]]:
+    """The problems left after the test split → Alpaca records (the primary layer),
+    persisted before the train/validation split so the records a model saw can be inspected."""
     dataset = run_config.dataset
-    held_out = {p["name"] for p in test_problems}
-    development = [p for p in raw_problems if p.get("name") not in held_out]
-    records = problems_to_records(development, dataset.max_solutions_per_problem, dataset.split_seed)
-    logger.info("%d Alpaca records from %d problems (%d test problems excluded)",
-                len(records), len(development), len(held_out))
+    records = problems_to_records(development_problems, dataset.max_solutions_per_problem, dataset.split_seed)
+    logger.info("%d Alpaca records from %d problems", len(records), len(development_problems))
     return records
 
 

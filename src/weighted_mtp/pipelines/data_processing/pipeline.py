@@ -18,13 +18,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 split_test_problems,
                 inputs=["raw_problems", "run_config"],
-                outputs="test_problems",
+                outputs=["development_problems", "test_problems"],
                 name="split_test_problems",
                 tags=["data"],
             ),
             node(
                 build_records,
-                inputs=["raw_problems", "test_problems", "run_config"],
+                inputs=["development_problems", "run_config"],
                 outputs="alpaca_records",
                 name="build_records",
                 tags=["data"],
