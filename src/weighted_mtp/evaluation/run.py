@@ -1,7 +1,7 @@
-"""One evaluation, start to finish: load the model, generate, execute, summarise.
+"""The two heavy steps of an evaluation: completions from a model, verdicts from the sandbox.
 
-Kept apart from the Kedro nodes so a notebook or the recipe comparison can evaluate any
-model directory with the same code (docs/EVALUATION.md).
+Kept apart from the Kedro nodes so a notebook or a recipe comparison can evaluate any model
+directory with the same code (docs/EVALUATION.md).
 """
 
 from __future__ import annotations
