@@ -83,7 +83,11 @@ def _budgets(model: Any, tokenizer: Any, prompts: Mapping[str, str], wanted: int
     """New tokens each prompt may get: ``wanted``, or what the model's context leaves."""
     lengths = encode_prompts([(text, "") for text in prompts.values()], tokenizer)
     context = model.args.max_seq_len
-    budgets = {name: min(wanted, context - len(ids)) for name, ids in zip(prompts, lengths)}
+    # A shortened budget is rounded down to a multiple of MIN_ANSWER_TOKENS: prompts are
+    # generated in one call per budget, and a handful of budgets keeps the batches full.
+    budgets = {name: wanted if context - len(ids) >= wanted
+               else (context - len(ids)) // MIN_ANSWER_TOKENS * MIN_ANSWER_TOKENS
+               for name, ids in zip(prompts, lengths)}
     short = sum(b < wanted for b in budgets.values())
     skipped = sum(b < MIN_ANSWER_TOKENS for b in budgets.values())
     if short:
