@@ -1,7 +1,7 @@
 """Data layer: raw problems → Alpaca records → splits → tokenised, collated batches.
 
 Kedro-free: the catalog datasets in ``weighted_mtp.datasets`` and the pipeline nodes call
-these functions. See DESIGN §3 and docs/internal/CONTRACTS.md.
+these functions. See docs/internal/CONTRACTS.md.
 """
 
 from weighted_mtp.data.collate import (

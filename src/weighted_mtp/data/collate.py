@@ -1,4 +1,4 @@
-"""Tokenisation of Alpaca records and dynamic-padding collation (DESIGN §3).
+"""Tokenisation of Alpaca records and dynamic-padding collation (docs/internal/CONTRACTS.md).
 
 A row is ``[BOS] prompt response [EOS]``; prompt and response are tokenised separately so the
 boundary is exact (a joint tokenisation could merge the prompt's last characters with the

@@ -1,4 +1,4 @@
-"""Alpaca prompt templates (DESIGN §3).
+"""Alpaca prompt templates (docs/internal/CONTRACTS.md).
 
 The templates are the standard Alpaca ones, so that models instruction-tuned on Alpaca-style
 data see the framing they were trained on. The prompt ends right after ``### Response:\\n``:

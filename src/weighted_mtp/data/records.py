@@ -1,4 +1,4 @@
-"""Raw programming problems (CodeContests fields) → Alpaca training records (DESIGN §3).
+"""Raw programming problems (CodeContests fields) → Alpaca training records (docs/internal/CONTRACTS.md).
 
 A raw problem uses the field names of Hugging Face ``deepmind/code_contests`` so that users can
 swap the real dataset in through the catalog::

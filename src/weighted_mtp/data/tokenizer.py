@@ -1,6 +1,6 @@
 """Tokenizers: load a model's own, or train a small byte-level BPE for the micro model.
 
-A real checkpoint ships its tokenizer in ``<model_dir>/tokenizer/`` (DESIGN §2) and is loaded
+A real checkpoint ships its tokenizer in ``<model_dir>/tokenizer/`` (docs/MODEL.md) and is loaded
 with ``AutoTokenizer.from_pretrained``. The randomly initialised micro model has none, so one
 is trained on the training text: byte-level BPE, because it never needs ``<unk>`` and
 round-trips whitespace and indentation exactly, which matters for Python.
@@ -107,7 +107,7 @@ def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
     """Loads a tokenizer from a model directory or a tokenizer directory, offline.
 
     Args:
-        path: Either a model directory with a ``tokenizer/`` subfolder (DESIGN §2) or a
+        path: Either a model directory with a ``tokenizer/`` subfolder (docs/MODEL.md) or a
             tokenizer folder itself (one holding ``tokenizer.json``,
             ``tokenizer_config.json`` or ``tokenizer.model``).
 

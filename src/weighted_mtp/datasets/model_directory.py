@@ -1,4 +1,4 @@
-"""Kedro dataset for a model directory in the DESIGN §2 layout (Meta keys + value head)."""
+"""Kedro dataset for a model directory in the docs/MODEL.md layout (Meta keys + value head)."""
 
 from __future__ import annotations
 

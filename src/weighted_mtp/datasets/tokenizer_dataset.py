@@ -15,7 +15,7 @@ from weighted_mtp.runtime.files import replace_directory, staging_directory
 class TokenizerDataset(AbstractDataset[Any, Any]):
     """A tokenizer saved with ``save_pretrained``, loaded offline with ``AutoTokenizer``.
 
-    ``path`` may also be a model directory with a ``tokenizer/`` subfolder (DESIGN §2), so a
+    ``path`` may also be a model directory with a ``tokenizer/`` subfolder (docs/MODEL.md), so a
     catalog entry can point at a real checkpoint's tokenizer. Saving writes a sibling temp
     folder and swaps it in, so a crash mid-save leaves the previous tokenizer readable.
 

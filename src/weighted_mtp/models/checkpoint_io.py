@@ -1,6 +1,6 @@
 """The model directory on disk: the key table, strict checks, atomic writes.
 
-Layout (DESIGN.md §2)::
+Layout (docs/MODEL.md, "Model directory")::
 
     <model_dir>/
       metadata.json                  {"model_name", "params", "dtype", "n_params",

@@ -1,4 +1,4 @@
-"""Multi-token-prediction and value losses (DESIGN §4).
+"""Multi-token-prediction and value losses (docs/METHOD.md).
 
 Everything per token is indexed by the **target** position: the head with offset k (1..n)
 at position t predicts labels[t + k], and its cross-entropy lives at index t + k of a

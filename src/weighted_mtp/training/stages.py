@@ -2,7 +2,7 @@
 
 Each ``run_*`` reads as one story: choose what trains, build the data, then hand the
 shared loop (:mod:`~weighted_mtp.training.loop`) an objective, an optimizer and a
-schedule. Recipes (DESIGN §4):
+schedule. Recipes (docs/TRAINING.md):
 
 ============  ==========================================  ==========================================
 recipe        stage 1 (:func:`run_stage1`)                 stage 2 (:func:`run_stage2`)

@@ -1,13 +1,13 @@
 """What each stage optimises, and one optimisation step.
 
-An :class:`Objective` is the stage's loss recipe, derived once from the config (DESIGN §4
+An :class:`Objective` is the stage's loss recipe, derived once from the config (docs/METHOD.md
 table). :func:`accumulate_batch` computes that loss on one micro-batch — head by head, so
 only one ``(B, S, V)`` logits tensor is alive at a time — and adds token sums to a
 :class:`LossSums`. Training (:func:`train_step`, with backward) and validation
 (:mod:`~weighted_mtp.training.evaluate`, under ``no_grad``) share this code, so the
 validation loss is by construction the training objective.
 
-Per-head loss L_k = Σ w·ce·m_k / Σ m_k (DESIGN §4); the MTP loss is the mean of L_k over
+Per-head loss L_k = Σ w·ce·m_k / Σ m_k (docs/METHOD.md); the MTP loss is the mean of L_k over
 heads with a valid target; the stage loss is ``weighted MTP + value_coef · value loss``.
 """
 
@@ -91,7 +91,7 @@ class Objective:
 
 
 def objective_for(stage: str, config: Any) -> Objective:
-    """Build the stage's :class:`Objective` from a ``RunConfig`` (DESIGN §4 table).
+    """Build the stage's :class:`Objective` from a ``RunConfig`` (docs/TRAINING.md, "Recipes").
 
     - pretrain: uniform MTP CE on every row.
     - stage1, recipe rho1: the reference model's MTP CE on correct rows.
@@ -305,7 +305,7 @@ def td_weights(
     ema: Any | None = None,
     sums: LossSums | None = None,
 ) -> torch.Tensor:
-    """Token weights from the detached values (DESIGN §4): TD errors → optional GAE →
+    """Token weights from the detached values (docs/METHOD.md): TD errors → optional GAE →
     whitening (batch or EMA statistics) → exp(z/β) → clip. Target-indexed ``(B, S)``.
 
     TD errors use every row's response (rows are independent); whitening statistics and

@@ -1,4 +1,4 @@
-"""Token weights from a value head: TD errors, GAE, whitened exponential weights (DESIGN §4).
+"""Token weights from a value head: TD errors, GAE, whitened exponential weights (docs/METHOD.md).
 
 Kedro-free and model-free: every function takes tensors and returns tensors (or, for the
 logging summaries, Python floats). See ``docs/METHOD.md`` for the method in words.

@@ -1,4 +1,4 @@
-"""Whitening statistics smoothed across steps (the ``EMA`` option of DESIGN §4).
+"""Whitening statistics smoothed across steps (the ``EMA`` option of docs/METHOD.md).
 
 Per-batch statistics are noisy when a batch holds few response tokens; an exponential moving
 average makes a token's weight depend less on which other tokens happened to share its

@@ -1,4 +1,4 @@
-"""Direct per-element transcriptions of DESIGN §4, used as the specification.
+"""Direct per-element transcriptions of docs/METHOD.md, used as the specification.
 
 These loops read exactly like the definitions, one token at a time, and are what the tests
 compare the vectorised functions against and what ``benchmarks/bench_weighting.py`` times as

@@ -1,4 +1,4 @@
-"""Temporal-difference errors of the value head (DESIGN §4).
+"""Temporal-difference errors of the value head (docs/METHOD.md).
 
 V_t estimates the probability that the program is correct given tokens 0..t, so the TD error
 δ_t = γ·V_t − V_{t−1} is how much token t moved that estimate: its marginal value. The last

@@ -1,4 +1,4 @@
-"""Token weights from TD errors or advantages (DESIGN §4, ``build_weights``).
+"""Token weights from TD errors or advantages (docs/METHOD.md, ``build_weights``).
 
 Whitening makes β mean the same thing whatever the critic's scale: a token one standard
 deviation better than the batch gets weight e^(1/β). Clipping bounds the influence of any
