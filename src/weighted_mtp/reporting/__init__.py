@@ -13,8 +13,8 @@ from weighted_mtp.reporting.token_weights import (
     select_records,
     td_settings,
     token_weight_rows,
-    weigh,
 )
+from weighted_mtp.value_weighting.diagnostics import weigh
 
 __all__ = [
     "TokenRow",

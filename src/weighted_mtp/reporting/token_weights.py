@@ -17,9 +17,8 @@ from typing import Any
 import torch
 
 from weighted_mtp.data import MTPCollator, encode_records, has_labels, resolve_pad_token_id
-from weighted_mtp.runtime.distributed import rank_local
-from weighted_mtp.training.steps import TDSettings
-from weighted_mtp.value_weighting import build_weights, compute_gae_advantages, compute_td_errors
+from weighted_mtp.training.steps import TDSettings, td_settings  # noqa: F401  (re-exported)
+from weighted_mtp.value_weighting.diagnostics import weigh
 
 # Tokens decoded together to find one token's text: enough for a multi-byte character
 # split over byte-level tokens, and for SentencePiece's leading-space marker.
@@ -59,15 +58,6 @@ class TokenRow:
     @property
     def reward(self) -> float:
         return 1.0 if self.is_correct else 0.0
-
-
-def td_settings(stage2: Any) -> TDSettings:
-    """The TD-weighting options of a ``training.stage2`` config block."""
-    return TDSettings(
-        beta=stage2.beta, gamma=stage2.gamma, td_lambda=stage2.td_lambda,
-        initial_value=stage2.initial_value, clip_min=stage2.weight_clip_min,
-        clip_max=stage2.weight_clip_max, normalize_mean=stage2.normalize_mean,
-    )
 
 
 def select_records(
@@ -139,25 +129,6 @@ def token_weight_rows(
                    (values[b], deltas[b], advantages[b], weights[b]))
         for b in range(len(rows))
     ]
-
-
-def weigh(
-    values: torch.Tensor, batch: Mapping[str, Any], td: TDSettings
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(δ, A, w), each ``(B, S)``: TD errors → optional GAE → whitened, clipped weights.
-
-    Whitening covers every shown response token, correct and incorrect rows alike.
-    """
-    mask = batch["loss_mask"]
-    deltas = compute_td_errors(values, batch["rewards"], mask, gamma=td.gamma,
-                               initial_value=td.initial_value, truncated=batch["truncated"])
-    advantages = deltas
-    if td.td_lambda > 0:
-        advantages = compute_gae_advantages(deltas, mask, gamma=td.gamma, lam=td.td_lambda)
-    with rank_local():  # the shown rows are this rank's whole batch: no sum over ranks
-        weights = build_weights(advantages, mask, td.beta, td.clip_min, td.clip_max,
-                                normalize_mean=td.normalize_mean)
-    return deltas, advantages, weights
 
 
 def _token_row(

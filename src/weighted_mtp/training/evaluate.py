@@ -21,8 +21,16 @@ from torch import nn
 
 from weighted_mtp.data import IGNORE_INDEX
 from weighted_mtp.runtime.distributed import max_over_ranks
+from weighted_mtp.training.critic_metrics import CriticAccumulator
 from weighted_mtp.training.losses import ExplainedVarianceAccumulator
-from weighted_mtp.training.steps import LossSums, accumulate_batch, move_to_device, objective_for, summarize
+from weighted_mtp.training.steps import (
+    LossSums,
+    accumulate_batch,
+    move_to_device,
+    objective_for,
+    summarize,
+    td_settings,
+)
 
 
 def evaluate_stage(
@@ -55,17 +63,20 @@ def evaluate_stage(
         ``val_mtp_loss`` and ``val_head{k}_loss`` (plain CE), ``val_weighted_mtp_loss``,
         ``val_value_loss`` and ``val_value_explained_variance`` (when the stage has a value
         loss; NaN when all outcomes are equal), ``val_tokens``, and
-        ``val_weights/...`` when the stage weights tokens.
+        ``val_weights/...`` when the stage weights tokens; with a value head, the critic
+        figures of :func:`~weighted_mtp.training.critic_metrics.critic_figures`
+        (``val_value_auroc``, ``val_value_auroc_within_problem``, ``val_bug_hit_rate``, …).
     """
     objective = objective_for(stage, config)
     models = [m for m in (adapter, reference) if m is not None]
     modes = [m.training for m in models]
     sums = LossSums(adapter.n_future_tokens, device)
     explained = ExplainedVarianceAccumulator(device) if objective.report_value else None
+    critic = CriticAccumulator(td_settings(config.training.stage2)) if objective.report_value else None
 
     def add(batch: Mapping[str, Any]) -> None:
         accumulate_batch(adapter, move_to_device(batch, device), objective, sums,
-                         reference=reference, explained_variance=explained)
+                         reference=reference, explained_variance=explained, critic=critic)
 
     try:
         for model in models:
@@ -85,6 +96,8 @@ def evaluate_stage(
     figures = {f"val_{key}": value for key, value in summarize(sums, objective).items()}
     if explained is not None:
         figures["val_value_explained_variance"] = explained.compute()
+    if critic is not None:
+        figures.update({f"val_{key}": value for key, value in critic.compute().items()})
     return figures
 
 

@@ -211,6 +211,10 @@ def format_val_line(stage: str, step: int, figures: Mapping[str, float]) -> str:
         ("val_mtp_loss", "mtp"),
         ("val_value_loss", "value"),
         ("val_value_explained_variance", "expl.var"),
+        ("val_value_auroc", "AUROC"),
+        ("val_value_auroc_within_problem", "within-problem"),
+        ("val_bug_hit_rate", "bug hit"),
+        ("val_bug_hit_chance", "chance"),
     )
     parts.extend(f"{label} {figures[key]:.4f}" for key, label in names if key in figures)
     return "  ".join(parts)

@@ -122,12 +122,17 @@ def _stage1_objective(config: Any) -> Objective:
     )
 
 
-def _stage2_objective(cfg: Any) -> Objective:
-    td = TDSettings(
+def td_settings(cfg: Any) -> TDSettings:
+    """The TD-weighting options of a ``training.stage2`` config block."""
+    return TDSettings(
         beta=cfg.beta, gamma=cfg.gamma, td_lambda=cfg.td_lambda, initial_value=cfg.initial_value,
         clip_min=cfg.weight_clip_min, clip_max=cfg.weight_clip_max,
         normalize_mean=cfg.normalize_mean,
     )
+
+
+def _stage2_objective(cfg: Any) -> Objective:
+    td = td_settings(cfg)
     return Objective(
         "stage2", train_ce=True, train_value=cfg.value_coef > 0, report_value=True,
         value_coef=cfg.value_coef, weighting=cfg.weighting, ce_rows=cfg.train_on,
@@ -345,6 +350,7 @@ def accumulate_batch(
     reference: nn.Module | None = None,
     ema: Any | None = None,
     explained_variance: Any | None = None,
+    critic: Any | None = None,
     loss_scale: float = 1.0,
     backward: bool = False,
 ) -> None:
@@ -363,12 +369,15 @@ def accumulate_batch(
         reference: Frozen reference model (rho-1 weighting).
         ema: ``TDStatsEMA`` when whitening uses EMA statistics (training only).
         explained_variance: ``ExplainedVarianceAccumulator`` fed during validation.
+        critic: ``CriticAccumulator`` fed with the values during validation.
         loss_scale: Multiplier of every backpropagated term.
         backward: Whether to backpropagate.
     """
     sums.add("tokens", batch["attention_mask"].sum())
     z = _trunk(adapter, batch["input_ids"], objective, backward)
     values = _values(adapter, z, objective, backward)
+    if critic is not None and values is not None:
+        critic.update(values.detach(), batch)
     extra = _value_term(values, batch, objective, sums, explained_variance, backward)
     if not objective.train_ce:
         if backward and extra is not None:

@@ -1,0 +1,43 @@
+"""The weights stage 2 would give every response token of one batch, for inspection.
+
+Training whitens over each step's ``train_on`` rows; the token-weight report and the
+critic metrics instead want to see correct and incorrect rows side by side, so here the
+whitening covers every response token of the given batch, on this rank alone. The same
+functions as training (TD errors → optional GAE → exp(z/β) → clip) produce the numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from weighted_mtp.runtime.distributed import rank_local
+
+from .gae import compute_gae_advantages
+from .td import compute_td_errors
+from .weights import build_weights
+
+
+def weigh(
+    values: torch.Tensor, batch: Mapping[str, Any], td: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(δ, A, w), each ``(B, S)``: TD errors → optional GAE → whitened, clipped weights.
+
+    Args:
+        values: ``(B, S)`` value-head outputs.
+        batch: A collated batch (``loss_mask``, ``rewards``, ``truncated``).
+        td: Stage-2 weighting options (``beta``, ``gamma``, ``td_lambda``,
+            ``initial_value``, ``clip_min``, ``clip_max``, ``normalize_mean``).
+    """
+    mask = batch["loss_mask"]
+    deltas = compute_td_errors(values, batch["rewards"], mask, gamma=td.gamma,
+                               initial_value=td.initial_value, truncated=batch["truncated"])
+    advantages = deltas
+    if td.td_lambda > 0:
+        advantages = compute_gae_advantages(deltas, mask, gamma=td.gamma, lam=td.td_lambda)
+    with rank_local():  # the batch is this rank's alone: no sum over ranks
+        weights = build_weights(advantages, mask, td.beta, td.clip_min, td.clip_max,
+                                normalize_mean=td.normalize_mean)
+    return deltas, advantages, weights
