@@ -25,6 +25,7 @@ from weighted_mtp.reporting import (
     value_figures,
     weight_colour,
 )
+from weighted_mtp.reporting.report import correct_responses, with_bug_spans
 from weighted_mtp.reporting.token_html import HIGH, LOW
 from weighted_mtp.training.steps import TDSettings
 from weighted_mtp.value_weighting import build_weights, compute_gae_advantages, compute_td_errors
@@ -82,7 +83,7 @@ class _Spans(HTMLParser):
         attributes = {key: value or "" for key, value in attrs}
         if tag == "section":
             self.sections.append([])
-        elif tag == "span" and attributes.get("class") == "tok":
+        elif tag == "span" and attributes.get("class", "").split()[:1] == ["tok"]:
             self.sections[-1].append(attributes)
 
 
@@ -176,3 +177,29 @@ def test_model_mode_is_restored(model, tokenizer, records):
     model.train()
     token_weight_rows(model, tokenizer, records[:2], _settings(), MAX_LENGTH)
     assert model.training
+
+
+def test_incorrect_solutions_underline_where_they_differ_from_the_correct_one(model, tokenizer, records):
+    rows = token_weight_rows(model, tokenizer, records, _settings(), MAX_LENGTH)
+    rows = with_bug_spans(rows, correct_responses(records, tokenizer, MAX_LENGTH))
+    page = render_token_report(rows, _settings(), "Token weights: test")
+    parser = _Spans()
+    parser.feed(page)
+    for row, spans in zip(rows, parser.sections):
+        underlined = {t for t, span in enumerate(spans) if "bug" in span["class"].split()}
+        if row.is_correct:
+            assert underlined == set() and row.bug_span == frozenset()
+            continue
+        assert underlined == set(row.bug_span) and 0 < len(underlined) < len(spans)
+        # the tokens left plain are common to both programs, in order
+        plain = "".join(row.tokens[t] for t in range(len(spans)) if t not in underlined)
+        correct = PROGRAMS[True][PROGRAMS[False].index("".join(row.tokens).removesuffix("</s>"))]
+        assert _is_subsequence(plain, correct + "</s>")
+        if row.problem_id == "double_0":  # n * 3 instead of n * 2
+            assert "3" in "".join(row.tokens[t] for t in underlined)
+    assert page.count("the most negative δ is") == 3
+
+
+def _is_subsequence(short: str, long: str) -> bool:
+    rest = iter(long)
+    return all(ch in rest for ch in short)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from weighted_mtp.reporting.token_html import render_token_report
 from weighted_mtp.reporting.token_plots import value_figures
 from weighted_mtp.reporting.token_weights import select_records, td_settings, token_weight_rows
 from weighted_mtp.runtime.device import resolve_device
+from weighted_mtp.training.critic_metrics import bug_span
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +48,32 @@ def token_weight_report(
     records = select_records(labelled_records(validation, tokenizer, config.dataset.max_length),
                              rows_per_outcome, rows_per_outcome)
     rows = token_weight_rows(model.to(device), tokenizer, records, td, config.dataset.max_length, device)
+    rows = with_bug_spans(rows, correct_responses(validation, tokenizer, config.dataset.max_length))
     logger.info("Token-weight report: %d solutions, %d response tokens",
                 len(rows), sum(len(row.tokens) for row in rows))
     heading = f"Token weights: {config.project.experiment} (recipe {config.project.recipe})"
     page = render_token_report(rows, td, heading, recipe_notes(config))
     return page, value_figures(rows, td.clip_min, td.clip_max)
+
+
+def correct_responses(
+    records: Sequence[Mapping[str, Any]], tokenizer: Any, max_length: int
+) -> dict[str, list[tuple[int, ...]]]:
+    """Response token ids of every correct record, by problem: what an incorrect solution
+    is diffed against to find its bug span."""
+    correct = [record for record in records if record["is_correct"]]
+    responses: dict[str, list[tuple[int, ...]]] = {}
+    for record, row in zip(correct, encode_records(correct, tokenizer, max_length)):
+        ids = tuple(t for t, label in zip(row["input_ids"], row["labels"]) if label >= 0)
+        responses.setdefault(str(record["problem_id"]), []).append(ids)
+    return responses
+
+
+def with_bug_spans(rows: Sequence[Any], correct: Mapping[str, Sequence[tuple[int, ...]]]) -> list[Any]:
+    """The rows with the bug span of each incorrect one (empty without a correct one to diff)."""
+    return [row if row.is_correct else
+            dataclasses.replace(row, bug_span=bug_span(row.ids, correct.get(row.problem_id, ())))
+            for row in rows]
 
 
 def labelled_records(
@@ -66,7 +89,8 @@ def recipe_notes(config: RunConfig) -> list[str]:
     """Sentences that keep a reader from over-reading the page for this recipe."""
     stage1, stage2 = config.training.stage1, config.training.stage2
     notes = ["Hover over a token for V_t (value after it), δ_t (its TD error) and w_t "
-             "(its weight). Weights are whitened over the tokens shown here, so they show the "
+             "(its weight). In an incorrect solution, underlined tokens differ from the nearest correct "
+             "solution of the same problem: where the bug is. Weights are whitened over the tokens shown here, so they show the "
              "critic's pattern, not the exact weights of a training step."]
     if stage2.weighting != "td":
         notes.append(f"This recipe trains with weighting '{stage2.weighting}': these TD weights "

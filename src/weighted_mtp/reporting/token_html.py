@@ -36,6 +36,7 @@ _CSS = """
 .wmtp-tw .bar { height: 14px; border: 1px solid #aaa; }
 .wmtp-tw .tick { position: absolute; top: 18px; transform: translateX(-50%); font-size: .8em; }
 .wmtp-tw details pre { color: #666; }
+.wmtp-tw .tok.bug { text-decoration: underline wavy #c62828; text-underline-offset: 3px; }
 """
 
 
@@ -95,6 +96,10 @@ def _section(row: TokenRow, td: TDSettings) -> str:
              f"V before the response {row.start_value:.3f}, after its last token {row.values[-1]:.3f}; "
              f"{len(row.tokens)} tokens, mean w {mean_w:.3f}, "
              f"min {min(row.weights):.3f}, max {max(row.weights):.3f}")
+    if row.bug_span:
+        lowest = min(range(len(row.deltas)), key=row.deltas.__getitem__)
+        stats += (f"; bug span (underlined) {len(row.bug_span)} of {len(row.tokens)} tokens, the "
+                  f"most negative δ is {'inside' if lowest in row.bug_span else 'outside'} it")
     spans = "".join(_token_span(row, t, td) for t in range(len(row.tokens)))
     return (f'<section class="{outcome}" data-task-id="{_attr(row.task_id)}">'
             f"<h2>{mark} {outcome} · {_text(row.task_id)}</h2>"
@@ -108,7 +113,8 @@ def _token_span(row: TokenRow, t: int, td: TDSettings) -> str:
     w, v, d, a = row.weights[t], row.values[t], row.deltas[t], row.advantages[t]
     hover = f"V_t = {v:.4f}\nδ_t = {d:+.4f}\n" + (f"A_t = {a:+.4f}\n" if td.td_lambda > 0 else "") + f"w_t = {w:.4f}"
     shown = row.tokens[t].replace("\n", "↵\n") or "∅"
-    return (f'<span class="tok" style="background:{weight_colour(w, td.clip_min, td.clip_max)}" '
+    classes = "tok bug" if t in row.bug_span else "tok"
+    return (f'<span class="{classes}" style="background:{weight_colour(w, td.clip_min, td.clip_max)}" '
             f'title="{_attr(hover)}" data-v="{v:.7g}" data-delta="{d:.7g}" data-a="{a:.7g}" '
             f'data-w="{w:.7g}">{_text(shown)}</span>')
 

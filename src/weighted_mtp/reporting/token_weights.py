@@ -41,6 +41,9 @@ class TokenRow:
         deltas: δ_t, the TD error of each token.
         advantages: A_t (GAE); equal to ``deltas`` when ``td_lambda`` is 0.
         weights: w_t, the weight stage 2 would put on each token.
+        ids: The response token ids.
+        bug_span: For an incorrect solution, the positions that differ from the nearest
+            correct solution of its problem (docs/METHOD.md, "Critic quality"); else empty.
     """
 
     task_id: str
@@ -54,6 +57,8 @@ class TokenRow:
     deltas: list[float]
     advantages: list[float]
     weights: list[float]
+    ids: tuple[int, ...] = ()
+    bug_span: frozenset[int] = frozenset()
 
     @property
     def reward(self) -> float:
@@ -156,6 +161,7 @@ def _token_row(
         deltas=deltas[positions].tolist(),
         advantages=advantages[positions].tolist(),
         weights=weights[positions].tolist(),
+        ids=tuple(ids),
     )
 
 
