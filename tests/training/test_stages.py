@@ -157,3 +157,27 @@ def test_evaluate_stage_value_loss_is_token_weighted(make_adapter, tokenizer, va
     assert figures["val_value_loss"] == pytest.approx(total / count, rel=1e-6)
     assert figures["val_loss"] == figures["val_value_loss"]
     assert "val_mtp_loss" not in figures  # the verifiable critic stage has no CE
+
+
+def test_next_token_stage2_trains_head_zero_alone(make_adapter, tokenizer, train_records,
+                                                  val_records, make_config, tmp_path):
+    config = make_config({"project": {"recipe": "next_token"}, "training": {"stage2": {
+        "n_epochs": 0.4, "weighting": "uniform", "value_coef": 0.0, "loss_heads": 1}}})
+    adapter = make_adapter()
+    extra_heads = [p.detach().clone() for p in adapter.transformer.extra_heads.parameters()]
+    head0 = [p.detach().clone() for p in adapter.transformer.layers[-1].parameters()]
+    result = run_stage2(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
+                        tmp_path, progress=False)
+    assert result.global_step == 2
+    assert all(torch.equal(a, b) for a, b in zip(extra_heads, adapter.transformer.extra_heads.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(head0, adapter.transformer.layers[-1].parameters()))
+    assert "val_head0_loss" in result.metrics and "val_head1_loss" not in result.metrics
+    assert result.metrics["val_mtp_loss"] == result.metrics["val_head0_loss"]
+
+
+def test_loss_heads_beyond_the_model_is_a_clear_error(make_adapter, tokenizer, train_records,
+                                                      val_records, make_config, tmp_path):
+    config = make_config({"training": {"stage2": {"n_epochs": 0.4, "loss_heads": 9}}})
+    with pytest.raises(ValueError, match="loss_heads is 9 but the model has 4 heads"):
+        run_stage2(make_adapter(), tokenizer, train_records, val_records, config, _logger(), CPU,
+                   tmp_path, progress=False)

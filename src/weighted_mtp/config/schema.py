@@ -143,6 +143,7 @@ class Stage2Config:
     td_ema: TDEMAConfig = field(default_factory=TDEMAConfig)
     k_percent: float = 0.6
     train_on: str = "correct"
+    loss_heads: Optional[int] = None   # null: every head; 1: next-token loss on head 0 alone
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Union
 from weighted_mtp.config import schema
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "project.recipe": ("baseline", "verifiable", "rho1"),
+    "project.recipe": ("baseline", "verifiable", "rho1", "next_token"),
     "models.policy.dtype": ("float32", "bfloat16", "float16"),
     "models.policy.value_head": ("linear", "mlp"),
     "mlflow.log_checkpoints": ("best", "all", "none"),
@@ -94,6 +94,7 @@ RANGES: dict[str, Callable[[float], bool]] = {
     "training.stage2.weight_clip_min": _positive,
     "training.stage2.weight_clip_max": _positive,
     "training.stage2.k_percent": _unit_closed_above,
+    "training.stage2.loss_heads": _positive,
     "training.stage2.td_ema.momentum": _unit_half_open,
     "training.stage2.td_ema.warmup_steps": _non_negative,
     "dataset.max_length": _positive,

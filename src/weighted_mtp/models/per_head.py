@@ -23,7 +23,8 @@ HeadLossFn = Callable[[int, torch.Tensor], torch.Tensor]
 
 def backward_per_head(adapter: "MetaLlamaMTPAdapter", z: torch.Tensor,
                       head_loss_fn: HeadLossFn,
-                      extra_loss: torch.Tensor | None = None) -> list[torch.Tensor]:
+                      extra_loss: torch.Tensor | None = None,
+                      n_heads: int | None = None) -> list[torch.Tensor]:
     """Run the whole backward of sum_k head_loss_fn(k, logits_k) + extra_loss.
 
     Gradients equal those of the naive all-heads computation. When z does not require
@@ -39,6 +40,7 @@ def backward_per_head(adapter: "MetaLlamaMTPAdapter", z: torch.Tensor,
             (e.g. divided by the number of heads with targets).
         extra_loss: Optional scalar added to the objective whose graph may go through z,
             e.g. ``value_coef * value_loss``; backpropagated together with the trunk.
+        n_heads: Run heads 0..n_heads−1 only (default: all); the others get no gradient.
 
     Returns:
         The n per-head losses as returned by ``head_loss_fn``, detached.
@@ -47,7 +49,7 @@ def backward_per_head(adapter: "MetaLlamaMTPAdapter", z: torch.Tensor,
     # (B, S, D) leaf: each head's backward stops here and accumulates into z_leaf.grad.
     z_leaf = z.detach().requires_grad_(trunk_needs_grad)
     losses: list[torch.Tensor] = []
-    for head_index in range(adapter.n_future_tokens):
+    for head_index in range(adapter.n_future_tokens if n_heads is None else n_heads):
         logits = adapter.head_logits(z_leaf, head_index)  # (B, S, V)
         loss = head_loss_fn(head_index, logits)
         _check_scalar(loss, head_index)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,8 +52,18 @@ def log_run_record(client: MlflowClient, run_id: str, params: Mapping[str, Any],
     client.log_dict(run_id, plain_copy(params), CONFIG_ARTIFACT)
 
 
-def run_tags(params: Mapping[str, Any], project_path: str | Path) -> dict[str, str]:
+PARENT_RUN_ENV = "WMTP_MLFLOW_PARENT_RUN_ID"
+TAGS_ENV = "WMTP_MLFLOW_TAGS"
+
+
+def run_tags(
+    params: Mapping[str, Any], project_path: str | Path, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """``recipe``, ``experiment`` (the checkpoint folder), ``git_commit`` and ``git_dirty``.
+
+    A caller that launches runs (``kedro wmtp compare``) groups them under its own run by
+    setting ``$WMTP_MLFLOW_PARENT_RUN_ID`` (MLflow's ``mlflow.parentRunId`` tag nests the
+    run in the UI) and adds tags with ``$WMTP_MLFLOW_TAGS``, a JSON object.
 
     The commit is that of the checkout the ``weighted_mtp`` code runs from (an editable
     install: the project itself), else of ``project_path``; it is also set as
@@ -64,6 +76,17 @@ def run_tags(params: Mapping[str, Any], project_path: str | Path) -> dict[str, s
         commit, dirty = git_state(Path(project_path))
     if commit is not None:
         tags.update({"git_commit": commit, "mlflow.source.git.commit": commit, "git_dirty": str(dirty).lower()})
+    env = os.environ if env is None else env
+    if env.get(PARENT_RUN_ENV):
+        tags["mlflow.parentRunId"] = env[PARENT_RUN_ENV]
+    if env.get(TAGS_ENV):
+        try:
+            extra = json.loads(env[TAGS_ENV])
+        except json.JSONDecodeError as error:
+            raise ValueError(f"${TAGS_ENV} is not a JSON object: {error}") from None
+        if not isinstance(extra, dict):
+            raise ValueError(f"${TAGS_ENV} must be a JSON object of tags, got {env[TAGS_ENV]!r}")
+        tags.update({str(key): str(value) for key, value in extra.items()})
     return tags
 
 

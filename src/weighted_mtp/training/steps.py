@@ -73,6 +73,8 @@ class Objective:
         freeze_trunk: The trunk gets no gradient (stage 1 critic with a frozen trunk).
         td: TD settings when ``weighting == "td"``.
         k_percent: Fraction of tokens kept by rho-1 selection.
+        loss_heads: The first heads whose CE is the loss (None: all); 1 trains next-token
+            prediction alone, the other heads receive no gradient.
     """
 
     stage: str
@@ -88,6 +90,16 @@ class Objective:
     freeze_trunk: bool = False
     td: TDSettings | None = None
     k_percent: float = 1.0
+    loss_heads: int | None = None
+
+    def n_loss_heads(self, n_future_tokens: int) -> int:
+        """How many heads (from head 0) enter the CE of a model with ``n_future_tokens``."""
+        if self.loss_heads is None:
+            return n_future_tokens
+        if self.loss_heads > n_future_tokens:
+            raise ValueError(f"training.{self.stage}.loss_heads is {self.loss_heads} but the model has "
+                             f"{n_future_tokens} heads (n_future_tokens)")
+        return self.loss_heads
 
 
 def objective_for(stage: str, config: Any) -> Objective:
@@ -138,6 +150,7 @@ def _stage2_objective(cfg: Any) -> Objective:
         value_coef=cfg.value_coef, weighting=cfg.weighting, ce_rows=cfg.train_on,
         value_loss_kind=cfg.value_loss, huber_delta=getattr(cfg, "huber_delta", 1.0),
         td=td if cfg.weighting == "td" else None, k_percent=cfg.k_percent,
+        loss_heads=getattr(cfg, "loss_heads", None),
     )
 
 
@@ -386,10 +399,12 @@ def accumulate_batch(
     labels = ce_labels_for(batch, objective)
     weights = _token_weights(values, batch, labels, objective, sums, ema)
     head_fn = _head_loss_fn(adapter, batch, labels, weights, objective, sums, reference, loss_scale)
+    n_heads = objective.n_loss_heads(adapter.n_future_tokens)
     if backward:
-        backward_per_head(adapter, z, head_fn, extra_loss=None if extra is None else extra * loss_scale)
+        backward_per_head(adapter, z, head_fn, extra_loss=None if extra is None else extra * loss_scale,
+                          n_heads=n_heads)
     else:
-        for k in range(adapter.n_future_tokens):
+        for k in range(n_heads):
             head_fn(k, adapter.head_logits(z, k))
 
 
@@ -467,7 +482,7 @@ def _head_loss_fn(
     per-head backward produces the gradient of the mean over heads.
     """
     valid = labels != IGNORE_INDEX
-    n_heads = adapter.n_future_tokens
+    n_heads = objective.n_loss_heads(adapter.n_future_tokens)
     counts = torch.stack([valid[:, k + 1 :].sum() for k in range(n_heads)]).tolist()
     n_active = max(1, sum(1 for count in counts if count > 0))
     z_ref = None
