@@ -68,6 +68,47 @@ def generate_command(model_dir: Path, prompts: tuple[str, ...], prompts_file: Pa
     click.echo(format_completions(instructions, completions, jsonl))
 
 
+@wmtp.command(name="compare")
+@click.option("--recipes", default="baseline,verifiable,rho1,next_token", show_default=True,
+              help="Comma-separated recipes; the baseline is the control of the differences.")
+@click.option("--seeds", "n_seeds", default=3, show_default=True, type=int, help="Seeds 0..N-1.")
+@click.option("--seed-list", default=None, help="Explicit seeds, e.g. 0,1,2 (overrides --seeds).")
+@click.option("--preset", default=None, help="Scale preset of every run (default: $WMTP_PRESET, else micro).")
+@click.option("--params", default="", help="Extra `kedro run --params` for every run, e.g. training.stage2.n_epochs=1.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: data/08_reporting/comparison).")
+@click.option("--mlflow/--no-mlflow", default=True, show_default=True,
+              help="Track the runs as children of one MLflow parent run.")
+@click.option("--mlflow-experiment", default="weighted-mtp/compare", show_default=True)
+@click.option("--bootstrap-resamples", default=1000, show_default=True, type=int)
+def compare_command(recipes: str, n_seeds: int, seed_list: str | None, preset: str | None, params: str,
+                    out_dir: Path | None, mlflow: bool, mlflow_experiment: str, bootstrap_resamples: int) -> None:
+    """Train (or reuse) each recipe at each seed, evaluate on the test problems, and write
+    a pass@k table with paired differences to the baseline."""
+    from weighted_mtp.comparison import run_comparison
+
+    try:
+        seeds = [int(x) for x in seed_list.split(",")] if seed_list else list(range(n_seeds))
+        extra = dict(_pairs(params))
+        run_comparison(Path.cwd(), recipes=[r.strip() for r in recipes.split(",") if r.strip()], seeds=seeds,
+                       preset=preset or active_preset(), params=extra, out_dir=out_dir, mlflow=mlflow,
+                       mlflow_experiment=mlflow_experiment, bootstrap_resamples=bootstrap_resamples,
+                       report=lambda line: click.echo(line, err=True))
+    except (ValueError, RuntimeError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _pairs(params: str) -> list[tuple[str, str]]:
+    """``a.b=1,c=x`` → ``[("a.b", "1"), ("c", "x")]`` (values stay strings: Kedro parses them)."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in params.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--params: expected key=value, found {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
 @wmtp.command(name="config")
 @click.option("--env", "-e", default=None, help="Kedro env, e.g. a recipe: baseline, verifiable, rho1.")
 @click.option("--params", default="", callback=_split_params, help="Same syntax as `kedro run --params`.")
