@@ -18,7 +18,7 @@ def cyclic_model():
     torch.manual_seed(0)
     model = build_model(seed=5, scale=1.0)
     sequences = [(CYCLE * 5)[offset:offset + 40] for offset in range(0, 19, 5)]
-    return train_mtp(model, sequences, steps=30, lr=1e-2)
+    return train_mtp(model, sequences, steps=100, lr=3e-3)  # 30 steps at 1e-2 sat on the edge: some CPUs did not learn the cycle
 
 
 def test_untrained_model_speculative_equals_greedy_with_almost_no_acceptance() -> None:

@@ -132,3 +132,24 @@ def test_explicit_dtype_and_string_dtype_checks(tiny_model: MetaLlamaMTPAdapter,
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="models.policy.dtype.*bf16 needs CUDA"):
             MetaLlamaMTPAdapter.from_pretrained(out, dtype="bfloat16")
+
+
+def test_block_value_head_round_trip_and_fresh_copy_of_head_zero(tiny_args, tiny_ids, tmp_path: Path) -> None:
+    model = build_tiny(tiny_args, value_head="block")
+    model.save_pretrained(tmp_path / "m")
+    keys = set(load_file(str(tmp_path / "m" / WEIGHTS_FILE)))
+    assert "value_head.block.attention.wq.weight" in keys and "value_head.norm.weight" in keys
+    loaded = MetaLlamaMTPAdapter.from_pretrained(tmp_path / "m", value_head="block")
+    _assert_same_state(model, loaded)
+    with torch.no_grad():
+        assert torch.equal(loaded(tiny_ids).values, model(tiny_ids).values)
+    with pytest.raises(ValueError, match="holds a 'block' value head"):
+        MetaLlamaMTPAdapter.from_pretrained(tmp_path / "m", value_head="linear")
+    # A fresh block head starts as a copy of head 0's block (trained features), with its own projection.
+    fresh = MetaLlamaMTPAdapter.from_pretrained(tmp_path / "m", value_head="linear", fresh_value_head=True)
+    assert fresh.value_head.kind == "linear"
+    fresh_block = MetaLlamaMTPAdapter.from_pretrained(tmp_path / "m", value_head="block", fresh_value_head=True)
+    head0 = fresh_block.transformer.layers[-1].state_dict()
+    for key, value in fresh_block.value_head.block.state_dict().items():
+        assert torch.equal(value, head0[key]), key
+        assert value.data_ptr() != head0[key].data_ptr()  # a copy, not shared storage

@@ -181,3 +181,23 @@ def test_loss_heads_beyond_the_model_is_a_clear_error(make_adapter, tokenizer, t
     with pytest.raises(ValueError, match="loss_heads is 9 but the model has 4 heads"):
         run_stage2(make_adapter(), tokenizer, train_records, val_records, config, _logger(), CPU,
                    tmp_path, progress=False)
+
+
+def test_stage1_block_critic_trains_its_own_block_and_leaves_the_policy(tokenizer, train_records,
+                                                                        val_records, make_config,
+                                                                        tmp_path, base_adapter):
+    from weighted_mtp.models import MetaLlamaMTPAdapter
+    from weighted_mtp.models.adapter import init_value_head
+
+    adapter = MetaLlamaMTPAdapter(base_adapter.args, value_head="block")
+    adapter.transformer.load_state_dict(base_adapter.transformer.state_dict())
+    init_value_head(adapter, torch.Generator().manual_seed(0))
+    block_before = [p.detach().clone() for p in adapter.value_head.block.parameters()]
+    before = _snapshot(adapter)
+    config = make_config({"models": {"policy": {"value_head": "block"}},
+                          "training": {"stage1": {"n_epochs": 0.4, "learning_rate": 1e-3}}})
+    result = run_stage1(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
+                        tmp_path, progress=False)
+    assert _changed(before, adapter) == {"trunk": False, "heads": False, "value": True}
+    assert any(not torch.equal(a, b) for a, b in zip(block_before, adapter.value_head.block.parameters()))
+    assert 0.0 <= result.metrics["val_value_auroc"] <= 1.0

@@ -20,7 +20,7 @@ from weighted_mtp.config import schema
 CHOICES: dict[str, tuple[str, ...]] = {
     "project.recipe": ("baseline", "verifiable", "rho1", "next_token"),
     "models.policy.dtype": ("float32", "bfloat16", "float16"),
-    "models.policy.value_head": ("linear", "mlp"),
+    "models.policy.value_head": ("linear", "mlp", "block"),
     "mlflow.log_checkpoints": ("best", "all", "none"),
     "training.stage1.loss": ("mse", "huber"),
     "training.stage1.train_on": ("all", "correct"),

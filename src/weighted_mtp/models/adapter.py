@@ -54,7 +54,7 @@ class MetaLlamaMTPAdapter(nn.Module):
         self.args = args
         self.model_name = DEFAULT_MODEL_NAME
         self.transformer = MTPTransformer(args)
-        self.value_head = ValueHead(args.dim, value_head)
+        self.value_head = ValueHead(args, value_head)
 
     @property
     def n_future_tokens(self) -> int:
@@ -66,7 +66,9 @@ class MetaLlamaMTPAdapter(nn.Module):
         return self.transformer.trunk(input_ids)
 
     def values_from_trunk(self, z: torch.Tensor) -> torch.Tensor:
-        """``value_head(norm(z))``: z ``(B, S, D)`` → fp32 ``(B, S)``."""
+        """``value_head(norm(z))`` (a ``block`` head reads z itself): z ``(B, S, D)`` → fp32 ``(B, S)``."""
+        if self.value_head.reads_trunk:
+            return self.value_head(z, self.transformer.rope(z.shape[1]))
         return self.value_head(self.transformer.norm(z))
 
     def head_logits(self, z: torch.Tensor, head_index: int) -> torch.Tensor:
@@ -102,7 +104,8 @@ class MetaLlamaMTPAdapter(nn.Module):
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, device: str | torch.device = "cpu",
                         dtype: str | torch.dtype | None = None,
-                        value_head: str = "linear") -> "MetaLlamaMTPAdapter":
+                        value_head: str = "linear",
+                        fresh_value_head: bool = False) -> "MetaLlamaMTPAdapter":
         """Load a model directory strictly (Meta key names, every shape checked).
 
         The model is built on the meta device and the file's tensors are assigned in, so a
@@ -115,6 +118,8 @@ class MetaLlamaMTPAdapter(nn.Module):
             dtype: None (float32), ``"float32"``/``"bfloat16"`` (checked against the
                 device by ``resolve_dtype``) or a ``torch.dtype`` used as given.
             value_head: Kind of value head to build; must match the file's if it has one.
+            fresh_value_head: Ignore the file's value head and initialise a new one (for a
+                generated micro model, whose value head was never trained).
 
         Raises:
             FileNotFoundError: Directory, params or weights missing.
@@ -125,10 +130,11 @@ class MetaLlamaMTPAdapter(nn.Module):
         dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype, device)
         args = ckpt.read_model_args(model_dir)
         path = ckpt.weights_path(model_dir)
-        file_kind = _check_file(path, args, value_head)
+        file_kind = _check_file(path, args, None if fresh_value_head else value_head)
         with torch.device("meta"):
             adapter = cls(args, value_head=value_head)
-        _assign_weights(adapter, path, device, dtype, has_value_head=file_kind is not None)
+        _assign_weights(adapter, path, device, dtype,
+                        has_value_head=file_kind is not None and not fresh_value_head)
         adapter.model_name = ckpt.read_metadata(model_dir).get("model_name", DEFAULT_MODEL_NAME)
         logger.info("loaded %s from %s (%d parameters, %s, %s)", adapter.model_name, model_dir,
                     sum(p.numel() for p in adapter.parameters()), dtype, device)
@@ -152,11 +158,12 @@ class MetaLlamaMTPAdapter(nn.Module):
                                     model_name or self.model_name)
 
 
-def _check_file(path: Path, args: ModelArgs, value_head: str) -> str | None:
-    """Strictly compare the file's keys and shapes to ``args``; return its value head kind."""
+def _check_file(path: Path, args: ModelArgs, value_head: str | None) -> str | None:
+    """Strictly compare the file's keys and shapes to ``args``; return its value head kind
+    (``value_head`` None: any kind is accepted)."""
     found = ckpt.safetensors_shapes(path)
     file_kind = ckpt.detect_value_head_kind(found)
-    if file_kind is not None and file_kind != value_head:
+    if value_head is not None and file_kind is not None and file_kind != value_head:
         raise ValueError(f"{path} holds a {file_kind!r} value head but value_head="
                          f"{value_head!r} was asked; set models.policy.value_head to "
                          f"{file_kind!r}")
@@ -176,6 +183,8 @@ def _assign_weights(adapter: MetaLlamaMTPAdapter, path: Path, device: torch.devi
         for key in handle.keys():
             tensor = handle.get_tensor(key).to(dtype)
             if key.startswith(ckpt.VALUE_HEAD_PREFIX):
+                if not has_value_head:
+                    continue
                 value_state[key[len(ckpt.VALUE_HEAD_PREFIX):]] = tensor
             else:
                 transformer_state[key] = tensor
@@ -186,6 +195,19 @@ def _assign_weights(adapter: MetaLlamaMTPAdapter, path: Path, device: torch.devi
     else:
         adapter.value_head.to_empty(device=device)
         adapter.value_head.to(dtype)
-        init_weights(adapter.value_head, n_path_blocks=1)
+        init_value_head(adapter)
         logger.info("%s has no value_head.* keys: value head (%s) initialised fresh",
                     path, adapter.value_head.kind)
+
+
+def init_value_head(adapter: MetaLlamaMTPAdapter, generator: torch.Generator | None = None) -> None:
+    """A fresh value head: random (N(0, 0.02), zero bias) for ``linear``/``mlp``; for
+    ``block``, a copy of head 0's block and the shared norm with a random projection, so the
+    critic starts from features that already model the code (as the MTP paper starts
+    added heads from the last block)."""
+    head = adapter.value_head
+    init_weights(head, n_path_blocks=1, generator=generator)
+    if head.kind == "block":
+        with torch.no_grad():
+            head.block.load_state_dict(adapter.transformer.layers[-1].state_dict())
+            head.norm.load_state_dict(adapter.transformer.norm.state_dict())

@@ -84,7 +84,7 @@ def meta_key_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
 
 def value_head_key_shapes(args: ModelArgs, kind: str) -> dict[str, tuple[int, ...]]:
     """File keys (with the ``value_head.`` prefix) and shapes of a value head kind."""
-    return {VALUE_HEAD_PREFIX + k: v for k, v in value_head_shapes(args.dim, kind).items()}
+    return {VALUE_HEAD_PREFIX + k: v for k, v in value_head_shapes(args, kind).items()}
 
 
 def count_params(shapes: Mapping[str, tuple[int, ...]]) -> int:
@@ -113,8 +113,10 @@ def file_key(adapter_key: str) -> str:
 
 
 def detect_value_head_kind(keys: Iterable[str]) -> str | None:
-    """Which value head a key set holds: ``mlp``, ``linear`` or None (no value head)."""
+    """Which value head a key set holds: ``block``, ``mlp``, ``linear`` or None (no value head)."""
     keys = set(keys)
+    if any(key.startswith(VALUE_HEAD_PREFIX + "block.") for key in keys):
+        return "block"
     if VALUE_HEAD_PREFIX + "fc.weight" in keys:
         return "mlp"
     if any(key.startswith(VALUE_HEAD_PREFIX) for key in keys):

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from weighted_mtp.models.adapter import MetaLlamaMTPAdapter
+from weighted_mtp.models.adapter import MetaLlamaMTPAdapter, init_value_head
 from weighted_mtp.models.args import ModelArgs
 from weighted_mtp.models.transformer import init_weights
 
@@ -69,7 +69,7 @@ def create_micro_model(model_dir: str | Path, vocab_size: int, seed: int = 0,
     adapter.to_empty(device="cpu")
     generator = torch.Generator().manual_seed(seed)
     init_weights(adapter.transformer, n_path_blocks=args.n_layer_blocks, generator=generator)
-    init_weights(adapter.value_head, n_path_blocks=1, generator=generator)
+    init_value_head(adapter, generator=generator)
     adapter.model_name = MICRO_MODEL_NAME
     adapter.save_pretrained(model_dir)
     n_params = sum(p.numel() for p in adapter.parameters())

@@ -16,6 +16,7 @@ from typing import Any
 
 from weighted_mtp.config.schema import RunConfig
 from weighted_mtp.models import MetaLlamaMTPAdapter, create_micro_model
+from weighted_mtp.models.checkpoint_io import detect_value_head_kind, safetensors_shapes, weights_path
 from weighted_mtp.runtime.distributed import barrier, is_main_process
 from weighted_mtp.runtime.files import atomic_file
 
@@ -47,7 +48,8 @@ def load_or_create_policy(config: RunConfig, tokenizer: Any) -> MetaLlamaMTPAdap
     if is_main_process():  # under torchrun rank 0 alone creates the directory ...
         created = _ensure_model_dir(config, tokenizer, path)
     barrier()  # ... and the other ranks read it once it is complete
-    adapter = created or MetaLlamaMTPAdapter.from_pretrained(path, device="cpu", value_head=policy.value_head)
+    adapter = created or MetaLlamaMTPAdapter.from_pretrained(
+        path, device="cpu", value_head=policy.value_head, fresh_value_head=_untrained_other_head(path, policy.value_head))
     if adapter.args.vocab_size < len(tokenizer):
         raise ValueError(
             f"models.policy.path: the model at '{path}' has vocab_size {adapter.args.vocab_size} "
@@ -81,6 +83,19 @@ def _create_micro(config: RunConfig, tokenizer: Any, path: Path) -> MetaLlamaMTP
     tokenizer.save_pretrained(str(path / "tokenizer"))
     write_marker(path, {"generated_micro": True, "pretrained": False})
     return adapter
+
+
+def _untrained_other_head(path: Path, kind: str) -> bool:
+    """A generated micro model's value head is never trained in the directory (pre-training
+    trains trunk and heads only), so another kind may replace it; a real model's may not."""
+    if not read_marker(path).get("generated_micro"):
+        return False
+    found = detect_value_head_kind(safetensors_shapes(weights_path(path)))
+    if found is not None and found != kind:
+        logger.info("%s: its untrained %s value head is replaced by a fresh %s one "
+                    "(models.policy.value_head)", path, found, kind)
+        return True
+    return False
 
 
 def needs_pretraining(model_dir: str | Path) -> bool:
