@@ -28,7 +28,8 @@ from weighted_mtp.runtime.results import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE1_NODES = "validate_config,load_model,pretrain_micro,train_stage1"
-FIGURES = ("val_value_loss", "val_value_explained_variance", "val_value_auroc",
+FIGURES = ("val_value_loss", "val_value_explained_variance", "val_value_auroc", "val_bug_hit_rate_program",
+           "val_bug_hit_chance_program",
            "val_value_auroc_within_problem", "val_bug_hit_rate", "val_bug_hit_chance",
            "val_value_mean_correct", "val_value_mean_incorrect")
 
@@ -40,6 +41,9 @@ VARIANTS: dict[str, tuple[str, str]] = {
               "models.policy.value_head=block"),
     "block_4ep": ("own block, frozen trunk, 4 epochs", "models.policy.value_head=block,training.stage1.n_epochs=4"),
     "block_lr3e-4": ("own block, frozen trunk, lr 3e-4", "models.policy.value_head=block,training.stage1.learning_rate=3e-4"),
+    "unfrozen_block": ("own block, trunk trained too (lr 3e-4)",
+                       "models.policy.value_head=block,training.stage1.freeze_trunk=false,"
+                       "training.stage1.learning_rate=3e-4"),
     "unfrozen_linear": ("linear head, trunk trained too (lr 3e-4)",
                         "training.stage1.freeze_trunk=false,training.stage1.learning_rate=3e-4"),
     "unfrozen_mlp": ("MLP head, trunk trained too (lr 3e-4)",

@@ -81,6 +81,20 @@ def test_bug_hits_against_hand_counts():
     assert hits.delta_hit_rate == pytest.approx(0.5)
     assert hits.weight_hit_rate == pytest.approx((0.5 + 0.0) / 2)
     assert hits.chance == pytest.approx((1 / 4 + 1 / 4) / 2)
+    # Without the final (EOS) token: response 1 still hits; response 2's first 3 tokens tie
+    # at 0.0 on positions 0 and 1, one of them in the span: half a hit
+    assert hits.program_hit_rate == pytest.approx((1 + 0.5) / 2)
+    assert hits.program_chance == pytest.approx((1 / 3 + 1 / 3) / 2)
+
+
+def test_the_terminal_token_is_left_out_of_the_program_hit_rate_only():
+    correct = _row("p", True, [1, 2, 3, 4], [0.0] * 4)
+    # the outcome's surprise at the EOS is the lowest δ; the bug token 9 is the lowest before it
+    bad = _row("p", False, [1, 9, 3, 4], [0.0, -0.3, 0.0, -0.6])
+    hits = bug_hits([correct, bad])
+    assert (hits.delta_hit_rate, hits.program_hit_rate) == (0.0, 1.0)
+    truncated = CriticRow("p", False, 0.5, (1, 9, 3, 4), (0.0, -0.3, 0.0, -0.6), (1.0,) * 4, truncated=True)
+    assert bug_hits([correct, truncated]).program_hit_rate == 0.0  # no EOS to leave out
 
 
 def test_critic_figures_per_class_means():

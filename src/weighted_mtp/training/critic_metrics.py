@@ -41,6 +41,7 @@ class CriticRow:
         tokens: The response token ids (EOS included).
         deltas: δ_t of every response token.
         weights: w_t of every response token, whitened over its batch's responses.
+        truncated: The row was cut at ``max_length`` (its last token is not the EOS).
     """
 
     problem_id: str
@@ -49,6 +50,13 @@ class CriticRow:
     tokens: tuple[int, ...]
     deltas: tuple[float, ...]
     weights: tuple[float, ...]
+    truncated: bool = False
+
+    @property
+    def program_length(self) -> int:
+        """Tokens of the program itself: the response without its final EOS, whose δ is
+        the outcome's surprise (R − V_{T−1}) rather than a judgement of a token."""
+        return len(self.tokens) if self.truncated else max(len(self.tokens) - 1, 1)
 
 
 def critic_rows(values: torch.Tensor, batch: Mapping[str, Any], td: Any) -> list[CriticRow]:
@@ -77,6 +85,7 @@ def critic_rows(values: torch.Tensor, batch: Mapping[str, Any], td: Any) -> list
             tokens=tuple(batch["input_ids"][b, positions].tolist()),
             deltas=tuple(deltas[b, positions].tolist()),
             weights=tuple(weights[b, positions].tolist()),
+            truncated=bool(batch["truncated"][b]),
         ))
     return rows
 
@@ -165,12 +174,17 @@ class BugHits:
         delta_hit_rate: Share whose most negative δ lies in the span.
         weight_hit_rate: Same for the smallest weight (ties at the clip share the hit).
         chance: Mean share of the response the span covers: the rate of a random token.
+        program_hit_rate: Share whose most negative δ *among the program's tokens* (the
+            final EOS left out, :attr:`CriticRow.program_length`) lies in the span.
+        program_chance: The span's mean share of the program's tokens.
     """
 
     responses: int
     delta_hit_rate: float
     weight_hit_rate: float
     chance: float
+    program_hit_rate: float = math.nan
+    program_chance: float = math.nan
 
 
 def bug_hits(rows: Sequence[CriticRow]) -> BugHits:
@@ -180,7 +194,7 @@ def bug_hits(rows: Sequence[CriticRow]) -> BugHits:
         if row.is_correct:
             correct_tokens.setdefault(row.problem_id, []).append(row.tokens)
     n = 0
-    delta_hits = weight_hits = chance = 0.0
+    delta_hits = weight_hits = chance = program_hits = program_chance = 0.0
     for row in rows:
         if row.is_correct or not row.tokens:
             continue
@@ -191,9 +205,12 @@ def bug_hits(rows: Sequence[CriticRow]) -> BugHits:
         delta_hits += _share_in_span(row.deltas, span)
         weight_hits += _share_in_span(row.weights, span)
         chance += len(span) / len(row.tokens)
+        program = row.program_length
+        program_hits += _share_in_span(row.deltas[:program], span)
+        program_chance += len([i for i in span if i < program]) / program
     if n == 0:
         return BugHits(0, math.nan, math.nan, math.nan)
-    return BugHits(n, delta_hits / n, weight_hits / n, chance / n)
+    return BugHits(n, delta_hits / n, weight_hits / n, chance / n, program_hits / n, program_chance / n)
 
 
 def _share_in_span(series: Sequence[float], span: frozenset[int]) -> float:
@@ -210,7 +227,8 @@ def critic_figures(rows: Sequence[CriticRow]) -> dict[str, float]:
     ``value_mean_correct`` / ``_incorrect`` (V_{T−1}), ``weights_mean_correct`` /
     ``_incorrect`` and ``td_mean_correct`` / ``_incorrect`` (over tokens),
     ``bug_hit_rate`` (most negative δ in the span), ``bug_hit_rate_weight``,
-    ``bug_hit_chance`` and ``bug_responses``. NaN where a class is missing.
+    ``bug_hit_chance``, ``bug_hit_rate_program`` / ``bug_hit_chance_program`` (the same
+    without the final EOS, whose δ is the outcome's surprise) and ``bug_responses``. NaN where a class is missing.
     """
     scores = [row.last_value for row in rows]
     labels = [row.is_correct for row in rows]
@@ -223,6 +241,8 @@ def critic_figures(rows: Sequence[CriticRow]) -> dict[str, float]:
         "bug_hit_rate": hits.delta_hit_rate,
         "bug_hit_rate_weight": hits.weight_hit_rate,
         "bug_hit_chance": hits.chance,
+        "bug_hit_rate_program": hits.program_hit_rate,
+        "bug_hit_chance_program": hits.program_chance,
         "bug_responses": float(hits.responses),
     }
     for name, correct in (("correct", True), ("incorrect", False)):

@@ -215,6 +215,7 @@ def format_val_line(stage: str, step: int, figures: Mapping[str, float]) -> str:
         ("val_value_auroc_within_problem", "within-problem"),
         ("val_bug_hit_rate", "bug hit"),
         ("val_bug_hit_chance", "chance"),
+        ("val_bug_hit_rate_program", "bug hit (program)"),
     )
     parts.extend(f"{label} {figures[key]:.4f}" for key, label in names if key in figures)
     return "  ".join(parts)
