@@ -46,7 +46,7 @@ class MetaLlamaMTPAdapter(nn.Module):
 
     Args:
         args: The architecture.
-        value_head: ``"linear"`` or ``"mlp"``.
+        value_head: ``"linear"``, ``"mlp"`` or ``"block"``.
     """
 
     def __init__(self, args: ModelArgs, value_head: str = "linear") -> None:
@@ -104,7 +104,7 @@ class MetaLlamaMTPAdapter(nn.Module):
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, device: str | torch.device = "cpu",
                         dtype: str | torch.dtype | None = None,
-                        value_head: str = "linear",
+                        value_head: str | None = None,
                         fresh_value_head: bool = False) -> "MetaLlamaMTPAdapter":
         """Load a model directory strictly (Meta key names, every shape checked).
 
@@ -118,6 +118,7 @@ class MetaLlamaMTPAdapter(nn.Module):
             dtype: None (float32), ``"float32"``/``"bfloat16"`` (checked against the
                 device by ``resolve_dtype``) or a ``torch.dtype`` used as given.
             value_head: Kind of value head to build; must match the file's if it has one.
+                None: the file's kind (``linear`` when the file has no value head).
             fresh_value_head: Ignore the file's value head and initialise a new one (for a
                 generated micro model, whose value head was never trained).
 
@@ -131,8 +132,9 @@ class MetaLlamaMTPAdapter(nn.Module):
         args = ckpt.read_model_args(model_dir)
         path = ckpt.weights_path(model_dir)
         file_kind = _check_file(path, args, None if fresh_value_head else value_head)
+        kind = value_head or (None if fresh_value_head else file_kind) or "linear"
         with torch.device("meta"):
-            adapter = cls(args, value_head=value_head)
+            adapter = cls(args, value_head=kind)
         _assign_weights(adapter, path, device, dtype,
                         has_value_head=file_kind is not None and not fresh_value_head)
         adapter.model_name = ckpt.read_metadata(model_dir).get("model_name", DEFAULT_MODEL_NAME)

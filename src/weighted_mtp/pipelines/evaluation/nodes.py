@@ -122,8 +122,7 @@ def _load(model_dir: Path, run_config: RunConfig) -> tuple[Any, Any]:
     policy = run_config.models.policy
     device = resolve_device(policy.device)
     model = MetaLlamaMTPAdapter.from_pretrained(model_dir, device=device,
-                                                dtype=resolve_dtype(policy.dtype, device),
-                                                value_head=policy.value_head)
+                                                dtype=resolve_dtype(policy.dtype, device))  # its own value head kind
     tokenizer_dir = model_dir / "tokenizer"
     if not tokenizer_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no tokenizer/ folder next to the weights; evaluation "
