@@ -141,3 +141,37 @@ def test_evaluate_stage_reports_the_critic(make_adapter, tokenizer, val_records,
         assert figures[f"val_{key}"] == pytest.approx(expected[key], nan_ok=True)
     assert figures["val_bug_responses"] == 2  # one swapped-operand mutant per problem
     assert 0.0 <= figures["val_value_auroc"] <= 1.0
+
+
+def test_first_error_targets_drop_at_the_bug():
+    from weighted_mtp.training.losses import first_error_targets
+
+    rewards = torch.tensor([1.0, 0.0, 0.0])
+    first_error = torch.tensor([-1, 3, -1])  # correct; bug at position 3; bug unknown
+    targets = first_error_targets(rewards, first_error, 6)
+    assert targets.tolist() == [[1.0] * 6, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0], [0.0] * 6]
+
+
+def test_mark_first_errors_finds_the_first_differing_response_token():
+    from weighted_mtp.data.diff import NO_ERROR, mark_first_errors
+
+    rows = [  # prompt of 2 tokens (labels -100), then the response
+        {"input_ids": [7, 7, 1, 2, 3, 4], "labels": [-100, -100, 1, 2, 3, 4], "is_correct": True, "problem_id": "p"},
+        {"input_ids": [7, 7, 1, 2, 9, 4], "labels": [-100, -100, 1, 2, 9, 4], "is_correct": False, "problem_id": "p"},
+        {"input_ids": [7, 1, 2], "labels": [-100, 1, 2], "is_correct": False, "problem_id": "q"},
+    ]
+    assert mark_first_errors(rows) == 1
+    assert [row["first_error"] for row in rows] == [NO_ERROR, 4, NO_ERROR]
+
+
+def test_stage1_with_first_error_targets_regresses_prefixes_to_one(make_adapter, tokenizer, train_records,
+                                                                   val_records, make_config, tmp_path):
+    from weighted_mtp.training.metrics_logger import HistoryBackend, MetricsLogger
+    from weighted_mtp.training.stages import run_stage1
+
+    config = make_config({"training": {"stage1": {"n_epochs": 0.4, "value_target": "first_error"}}})
+    outcome = make_config({"training": {"stage1": {"n_epochs": 0.4}}})
+    runs = [run_stage1(make_adapter(), tokenizer, train_records, val_records, cfg, MetricsLogger([HistoryBackend()]),
+                       CPU, tmp_path / name, progress=False) for name, cfg in (("fe", config), ("out", outcome))]
+    # Same model, same data: only the targets differ, so the value losses differ.
+    assert runs[0].metrics["val_value_loss"] != pytest.approx(runs[1].metrics["val_value_loss"])

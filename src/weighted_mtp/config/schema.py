@@ -111,6 +111,7 @@ class Stage1Config:
     huber_delta: float = 1.0
     freeze_trunk: bool = True
     train_on: str = "all"
+    value_target: str = "outcome"   # outcome | first_error (docs/METHOD.md, "Critic quality")
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ class Stage2Config:
     k_percent: float = 0.6
     train_on: str = "correct"
     loss_heads: Optional[int] = None   # null: every head; 1: next-token loss on head 0 alone
+    value_target: str = "outcome"      # outcome | first_error
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "mlflow.log_checkpoints": ("best", "all", "none"),
     "training.stage1.loss": ("mse", "huber"),
     "training.stage1.train_on": ("all", "correct"),
+    "training.stage1.value_target": ("outcome", "first_error"),
+    "training.stage2.value_target": ("outcome", "first_error"),
     "training.stage2.weighting": ("td", "uniform", "rho1"),
     "training.stage2.value_loss": ("mse", "huber"),
     "training.stage2.train_on": ("all", "correct"),

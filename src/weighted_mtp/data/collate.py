@@ -178,7 +178,9 @@ class MTPCollator:
             ``input_ids`` (B,S) long, ``labels`` (B,S) long (-100 on prompt and padding),
             ``attention_mask`` (B,S) long (1 on real tokens), ``loss_mask`` (B,S) float
             (labels != -100), ``rewards`` (B,) float (1.0 if correct), ``truncated`` (B,)
-            bool, ``is_correct`` (B,) bool, and ``task_id`` / ``problem_id`` lists of str.
+            bool, ``is_correct`` (B,) bool, ``first_error`` (B,) long (the first bug token's
+            position, -1 when unknown; see ``data/diff.py``), and ``task_id`` /
+            ``problem_id`` lists of str.
 
         Raises:
             ValueError: If ``rows`` is empty.
@@ -203,6 +205,7 @@ class MTPCollator:
             "rewards": is_correct.float(),  # (B,)
             "truncated": torch.tensor([bool(row["truncated"]) for row in rows]),  # (B,)
             "is_correct": is_correct,  # (B,)
+            "first_error": torch.tensor([int(row.get("first_error", -1)) for row in rows]),  # (B,)
             "task_id": [row["task_id"] for row in rows],
             "problem_id": [row["problem_id"] for row in rows],
         }

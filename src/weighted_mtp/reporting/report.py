@@ -15,7 +15,7 @@ from weighted_mtp.reporting.token_html import render_token_report
 from weighted_mtp.reporting.token_plots import value_figures
 from weighted_mtp.reporting.token_weights import select_records, td_settings, token_weight_rows
 from weighted_mtp.runtime.device import resolve_device
-from weighted_mtp.training.critic_metrics import bug_span
+from weighted_mtp.data.diff import bug_span
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ figures are computed once at the end, over all ranks' rows.
 from __future__ import annotations
 
 import bisect
-import difflib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 import torch
 
+from weighted_mtp.data.diff import bug_span
 from weighted_mtp.runtime.distributed import all_gather_objects
 from weighted_mtp.value_weighting.diagnostics import weigh
 
@@ -139,30 +139,6 @@ def _pair_wins(positives: Sequence[float], negatives: Sequence[float]) -> tuple[
 
 def _count_below(ordered: Sequence[float], x: float, inclusive: bool = False) -> int:
     return bisect.bisect_right(ordered, x) if inclusive else bisect.bisect_left(ordered, x)
-
-
-def bug_span(incorrect: Sequence[int], corrects: Iterable[Sequence[int]]) -> frozenset[int]:
-    """Positions of ``incorrect`` that differ from the nearest of ``corrects``.
-
-    Nearest = the highest :class:`difflib.SequenceMatcher` ratio. Replaced and inserted
-    tokens are the span; where the incorrect program only *lacks* tokens, the token right
-    after the gap (where it goes its own way) stands for the deletion. Empty when there is
-    no correct solution or the sequences are equal.
-    """
-    best: difflib.SequenceMatcher | None = None
-    for correct in corrects:
-        matcher = difflib.SequenceMatcher(None, list(correct), list(incorrect), autojunk=False)
-        if best is None or matcher.ratio() > best.ratio():
-            best = matcher
-    if best is None or not incorrect:
-        return frozenset()
-    span: set[int] = set()
-    for tag, _, _, j1, j2 in best.get_opcodes():
-        if tag in ("replace", "insert"):
-            span.update(range(j1, j2))
-        elif tag == "delete":
-            span.add(min(j1, len(incorrect) - 1))
-    return frozenset(span)
 
 
 @dataclass(frozen=True)

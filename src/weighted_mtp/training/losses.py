@@ -312,8 +312,10 @@ def value_loss(
     loss_mask: torch.Tensor,
     kind: str = "mse",
     huber_delta: float = 1.0,
+    targets: torch.Tensor | None = None,
 ) -> ValueLoss:
-    """Regress the value of every response-emitting state to the row's outcome R.
+    """Regress the value of every response-emitting state to the row's outcome R
+    (or to per-state ``targets``, e.g. :func:`first_error_targets`).
 
     Per state: ``mse`` is (V − R)²; ``huber`` is torch's Huber loss, ½(V − R)² inside
     ``huber_delta`` and linear outside. Computed in fp32.
@@ -324,6 +326,7 @@ def value_loss(
         loss_mask: ``(B, S)`` response mask; the states are :func:`value_state_mask`.
         kind: ``"mse"`` or ``"huber"``.
         huber_delta: Huber threshold (> 0).
+        targets: Optional ``(B, S)`` per-state targets replacing R.
 
     Returns:
         A :class:`ValueLoss`.
@@ -340,7 +343,11 @@ def value_loss(
     require_shape(loss_mask, (batch, seq), "loss_mask", "value_loss")
     require_shape(rewards, (batch,), "rewards", "value_loss")
     states = value_state_mask(loss_mask) != 0
-    target = rewards.detach().to(v.dtype).unsqueeze(1).expand(batch, seq)
+    if targets is None:
+        target = rewards.detach().to(v.dtype).unsqueeze(1).expand(batch, seq)
+    else:
+        require_shape(targets, (batch, seq), "targets", "value_loss")
+        target = targets.detach().to(v.dtype)
     per_state = _VALUE_LOSSES[kind](v, target, huber_delta)
     total = torch.where(states, per_state, 0.0).sum()
     count = states.sum()
@@ -409,3 +416,27 @@ class ExplainedVarianceAccumulator:
         if var_r <= 1e-12 * max(sum_r2 / count, 1e-300):
             return math.nan
         return 1.0 - var_e / var_r
+
+
+def first_error_targets(rewards: torch.Tensor, first_error: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """Per-state value targets from first-error labels (``value_target: first_error``).
+
+    V_t is read after token t. A correct row's states regress to 1. An incorrect row whose
+    first bug token is at position e (``data/diff.py``) regresses to 1 while the program is
+    still a correct one's prefix (t < e) and to 0 from the bug on (t ≥ e), so the critic
+    learns to drop at the bug, as a process reward model does; an incorrect row without a
+    known bug (e = −1) regresses to its outcome 0 everywhere.
+
+    Args:
+        rewards: ``(B,)`` outcomes.
+        first_error: ``(B,)`` long, −1 when unknown.
+        seq_len: S.
+
+    Returns:
+        ``(B, S)`` float targets.
+    """
+    positions = torch.arange(seq_len, device=rewards.device).unsqueeze(0)  # (1, S)
+    error = first_error.to(rewards.device).unsqueeze(1)  # (B, 1)
+    before_bug = (error >= 0) & (positions < error)
+    return torch.where(before_bug, torch.ones_like(positions, dtype=rewards.dtype),
+                       rewards.float().unsqueeze(1).expand(-1, seq_len).to(rewards.dtype))

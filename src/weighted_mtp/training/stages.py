@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from weighted_mtp.data import MTPCollator, TokenizedDataset, resolve_pad_token_id
+from weighted_mtp.data.diff import mark_first_errors
 from weighted_mtp.runtime.distributed import get_rank, get_world_size, is_distributed, is_main_process
 from weighted_mtp.runtime.parallel import prepare_model
 from weighted_mtp.training.loop import LoopSettings, StageRun, plan_steps, prefix_train, run_loop
@@ -289,6 +290,13 @@ def _datasets(
         TokenizedDataset(records, tokenizer, max_length, only_correct=only_correct, drop_unlabelled=True)
         for records in (train_records, val_records)
     )
+    stage_config = getattr(config.training, stage, None)
+    if getattr(stage_config, "value_target", "outcome") == "first_error":
+        for name, dataset in zip(("training", "validation"), datasets):
+            marked = mark_first_errors(dataset.rows)
+            log.info("[%s] first-error value targets: %d of %d incorrect %s rows have a bug "
+                        "position (a correct row of the same problem to diff against)", stage, marked,
+                        sum(not row["is_correct"] for row in dataset.rows), name)
     for name, dataset in zip(("training", "validation"), datasets):
         if len(dataset) == 0:
             what = "correct " if only_correct else ""

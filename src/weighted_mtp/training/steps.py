@@ -26,6 +26,7 @@ from weighted_mtp.models import backward_per_head
 from weighted_mtp.runtime.distributed import is_distributed
 from weighted_mtp.runtime.parallel import grad_norm_value, sync_gradients
 from weighted_mtp.training.losses import (
+    first_error_targets,
     mtp_head_loss,
     rho1_excess,
     rho1_select,
@@ -75,6 +76,8 @@ class Objective:
         k_percent: Fraction of tokens kept by rho-1 selection.
         loss_heads: The first heads whose CE is the loss (None: all); 1 trains next-token
             prediction alone, the other heads receive no gradient.
+        value_target: ``"outcome"`` (every state regresses to R) or ``"first_error"``
+            (:func:`~weighted_mtp.training.losses.first_error_targets`).
     """
 
     stage: str
@@ -91,6 +94,7 @@ class Objective:
     td: TDSettings | None = None
     k_percent: float = 1.0
     loss_heads: int | None = None
+    value_target: str = "outcome"
 
     def n_loss_heads(self, n_future_tokens: int) -> int:
         """How many heads (from head 0) enter the CE of a model with ``n_future_tokens``."""
@@ -130,7 +134,7 @@ def _stage1_objective(config: Any) -> Objective:
     return Objective(
         "stage1", train_ce=False, train_value=True, report_value=True, value_coef=1.0,
         value_rows=cfg.train_on, value_loss_kind=cfg.loss, huber_delta=cfg.huber_delta,
-        freeze_trunk=cfg.freeze_trunk,
+        freeze_trunk=cfg.freeze_trunk, value_target=getattr(cfg, "value_target", "outcome"),
     )
 
 
@@ -150,7 +154,7 @@ def _stage2_objective(cfg: Any) -> Objective:
         value_coef=cfg.value_coef, weighting=cfg.weighting, ce_rows=cfg.train_on,
         value_loss_kind=cfg.value_loss, huber_delta=getattr(cfg, "huber_delta", 1.0),
         td=td if cfg.weighting == "td" else None, k_percent=cfg.k_percent,
-        loss_heads=getattr(cfg, "loss_heads", None),
+        loss_heads=getattr(cfg, "loss_heads", None), value_target=getattr(cfg, "value_target", "outcome"),
     )
 
 
@@ -438,8 +442,11 @@ def _value_term(
         return None
     keep = rows_mask(batch, objective.value_rows)[:, None].to(batch["loss_mask"].dtype)
     mask = batch["loss_mask"] * keep  # (B, S)
+    targets = None
+    if objective.value_target == "first_error":
+        targets = first_error_targets(batch["rewards"], batch["first_error"], mask.shape[1])
     result = value_loss(values, batch["rewards"], mask, kind=objective.value_loss_kind,
-                        huber_delta=objective.huber_delta)
+                        huber_delta=objective.huber_delta, targets=targets)
     sums.add("value_sum", result.sum)
     sums.add("value_count", result.count)
     if explained_variance is not None:
