@@ -48,6 +48,9 @@ VARIANTS: dict[str, tuple[str, str]] = {
                           "models.policy.value_head=block,training.stage1.value_target=first_error"),
     "linear_first_error": ("linear head, frozen trunk, first-error value targets",
                            "training.stage1.value_target=first_error"),
+    "unfrozen_block_first_error": ("own block, trunk trained too (lr 3e-4), first-error targets",
+                                   "models.policy.value_head=block,training.stage1.freeze_trunk=false,"
+                                   "training.stage1.learning_rate=3e-4,training.stage1.value_target=first_error"),
     "unfrozen_linear": ("linear head, trunk trained too (lr 3e-4)",
                         "training.stage1.freeze_trunk=false,training.stage1.learning_rate=3e-4"),
     "unfrozen_mlp": ("MLP head, trunk trained too (lr 3e-4)",

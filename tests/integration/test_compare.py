@@ -90,3 +90,14 @@ def test_a_second_call_reuses_finished_runs(project, first):
     after = json.loads((project / "data/08_reporting/comparison/comparison.json").read_text())
     assert all(run["reused"] for run in after["runs"])
     assert [row["metrics"] for row in after["rows"]] == [row["metrics"] for row in before["rows"]]
+
+
+def test_a_changed_recipe_config_trains_that_recipe_again(project, first):
+    recipe_file = project / "conf" / "next_token" / "parameters.yml"
+    params = yaml.safe_load(recipe_file.read_text())
+    params["training"]["stage2"]["learning_rate"] = 5.0e-4
+    recipe_file.write_text(yaml.safe_dump(params))
+    third = _compare(project, "--no-mlflow", "--seed-list", "0")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "2 finished earlier (reused), 1 to run" in third.stderr  # baseline, verifiable reused
+    assert "next_token seed 0: running" in third.stderr

@@ -175,3 +175,15 @@ def test_stage1_with_first_error_targets_regresses_prefixes_to_one(make_adapter,
                        CPU, tmp_path / name, progress=False) for name, cfg in (("fe", config), ("out", outcome))]
     # Same model, same data: only the targets differ, so the value losses differ.
     assert runs[0].metrics["val_value_loss"] != pytest.approx(runs[1].metrics["val_value_loss"])
+
+
+def test_stage2_with_first_error_targets_trains(make_adapter, tokenizer, train_records, val_records, make_config,
+                                                tmp_path):
+    from weighted_mtp.training.metrics_logger import HistoryBackend, MetricsLogger
+    from weighted_mtp.training.stages import run_stage2
+
+    config = make_config({"training": {"stage2": {"n_epochs": 0.4, "value_target": "first_error"}}})
+    result = run_stage2(make_adapter(), tokenizer, train_records, val_records, config,
+                        MetricsLogger([HistoryBackend()]), CPU, tmp_path, progress=False)
+    assert result.global_step == 2 and math.isfinite(result.metrics["val_value_loss"])
+    assert result.metrics["val_bug_responses"] == 2

@@ -61,7 +61,7 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A finished run: its settings, wall time and the MLflow run it logged to."""
+    """A finished run: its settings, the fingerprint of its merged parameters, wall time."""
 
     experiment: str
     settings: dict[str, Any]
@@ -69,6 +69,7 @@ class RunRecord:
     finished_at: str
     log_file: str
     reused: bool = False
+    params_sha256: str | None = None
 
 
 def plan_runs(recipes: Sequence[str], seeds: Sequence[int], preset: str,
@@ -94,8 +95,9 @@ def record_path(out_dir: Path, spec: RunSpec) -> Path:
     return out_dir / "runs" / f"{spec.experiment}.json"
 
 
-def finished_record(out_dir: Path, spec: RunSpec) -> RunRecord | None:
-    """The record of a finished run with the same settings, else None (with the reason logged)."""
+def finished_record(out_dir: Path, spec: RunSpec, params_sha256: str | None = None) -> RunRecord | None:
+    """The record of a finished run with the same settings and merged parameters, else None
+    (with the reason logged): editing ``conf/<recipe>`` makes its runs train again."""
     path = record_path(out_dir, spec)
     if not path.is_file():
         return None
@@ -107,6 +109,10 @@ def finished_record(out_dir: Path, spec: RunSpec) -> RunRecord | None:
     if record.settings != spec.settings():
         logger.warning("Run record %s has other settings (%s, now %s): running it again",
                        path, record.settings, spec.settings())
+        return None
+    if params_sha256 and record.params_sha256 and record.params_sha256 != params_sha256:
+        logger.warning("%s ran with other parameters (the recipe's config changed since): running it again",
+                       spec.experiment)
         return None
     return RunRecord(**{**asdict(record), "reused": True})
 
@@ -132,7 +138,7 @@ def child_environment(spec: RunSpec, parent_run_id: str | None, mlflow_experimen
 
 
 def run_one(spec: RunSpec, project_path: Path, out_dir: Path, *, mlflow: bool,
-            parent_run_id: str | None, mlflow_experiment: str) -> RunRecord:
+            parent_run_id: str | None, mlflow_experiment: str, params_sha256: str | None = None) -> RunRecord:
     """Train and evaluate ``spec`` with ``kedro run``; its output goes to a log file.
 
     Raises:
@@ -155,7 +161,7 @@ def run_one(spec: RunSpec, project_path: Path, out_dir: Path, *, mlflow: bool,
         raise RuntimeError(f"{spec.recipe} seed {spec.seed} failed (exit {done.returncode}) after "
                            f"{wall:.0f} s; its log is {log_file}. Last lines:\n{tail}")
     record = RunRecord(spec.experiment, spec.settings(), wall, time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                       str(log_file))
+                       str(log_file), params_sha256=params_sha256)
     path = record_path(out_dir, spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as handle:
@@ -165,17 +171,20 @@ def run_one(spec: RunSpec, project_path: Path, out_dir: Path, *, mlflow: bool,
 
 def ensure_runs(specs: Sequence[RunSpec], project_path: Path, out_dir: Path, *, mlflow: bool,
                 parent_run_id: str | None, mlflow_experiment: str,
-                report: Callable[[str], None] = logger.info) -> list[RunRecord]:
+                report: Callable[[str], None] = logger.info,
+                fingerprint: Callable[[RunSpec], str | None] = lambda spec: None) -> list[RunRecord]:
     """Every spec finished: reused when its record matches, else run now, one at a time.
 
-    ``report`` receives one line per run (start, finish with its wall time, reuse).
+    ``report`` receives one line per run (start, finish with its wall time, reuse);
+    ``fingerprint`` gives the hash of a spec's merged parameters (part of the reuse key).
     """
     records = []
-    todo = [spec for spec in specs if finished_record(out_dir, spec) is None]
+    hashes = {spec.experiment: fingerprint(spec) for spec in specs}
+    todo = [spec for spec in specs if finished_record(out_dir, spec, hashes[spec.experiment]) is None]
     report(f"{len(specs)} runs: {len(specs) - len(todo)} finished earlier (reused), {len(todo)} to run")
     spent: list[float] = []
     for spec in specs:
-        record = finished_record(out_dir, spec)
+        record = finished_record(out_dir, spec, hashes[spec.experiment])
         if record is not None:
             report(f"  {spec.recipe} seed {spec.seed}: reused ({record.wall_time_s / 60:.1f} min when it ran)")
             records.append(record)
@@ -186,7 +195,7 @@ def ensure_runs(specs: Sequence[RunSpec], project_path: Path, out_dir: Path, *, 
         report(f"  [{position}/{len(todo)}] {spec.recipe} seed {spec.seed}: running "
                f"(log: {out_dir / 'logs' / (spec.experiment + '.log')}){eta}")
         record = run_one(spec, project_path, out_dir, mlflow=mlflow, parent_run_id=parent_run_id,
-                         mlflow_experiment=mlflow_experiment)
+                         mlflow_experiment=mlflow_experiment, params_sha256=hashes[spec.experiment])
         spent.append(record.wall_time_s)
         report(f"  [{position}/{len(todo)}] {spec.recipe} seed {spec.seed}: done in {record.wall_time_s / 60:.1f} min")
         records.append(record)

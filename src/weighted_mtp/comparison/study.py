@@ -54,6 +54,15 @@ def _session_context(project_path: Path, spec: RunSpec) -> Any:
             return session.load_context()
 
 
+def params_fingerprint(project_path: Path, spec: RunSpec) -> str:
+    """sha256 of the merged parameters a run of ``spec`` reads from ``conf/`` (its
+    ``--params`` are in the spec's settings), so a changed recipe file is a changed run."""
+    import hashlib
+
+    params = _session_context(project_path, spec).params
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def evaluation_k(project_path: Path, spec: RunSpec) -> list[int]:
     """``evaluation.k`` of the runs (the preset's, unless ``--params`` changed it)."""
     params = _session_context(project_path, spec).params
@@ -118,7 +127,8 @@ def run_comparison(project_path: Path, *, recipes: Sequence[str], seeds: Sequenc
     try:
         records = ensure_runs(specs, project_path, out_dir, mlflow=mlflow,
                               parent_run_id=parent.run_id if parent else None,
-                              mlflow_experiment=mlflow_experiment, report=report)
+                              mlflow_experiment=mlflow_experiment, report=report,
+                              fingerprint=lambda spec: params_fingerprint(project_path, spec))
         k_values = evaluation_k(project_path, specs[0])
         results = [load_result(project_path, spec, record, k_values) for spec, record in zip(specs, records)]
         table = comparison_table(results, metric_order(k_values), bootstrap_resamples)
