@@ -80,6 +80,10 @@ def test_mlflow_parent_run_holds_one_child_per_recipe_and_seed(project, first):
     assert sorted((run.data.tags["recipe"], run.data.tags["seed"]) for run in children) == sorted(
         (recipe, str(seed)) for recipe in RECIPES.split(",") for seed in (0, 1))
     assert "baseline/pass_at_1" in parents[0].data.metrics
+    verifiable = next(run for run in children if run.data.tags["recipe"] == "verifiable")
+    for name in ("stage1/val_value_auroc", "stage1/val_value_auroc_within_problem",
+                 "stage2/val_value_auroc", "stage2/val_bug_hit_rate", "stage2/val_bug_hit_chance"):
+        assert name in verifiable.data.metrics, name
 
 
 def test_a_second_call_reuses_finished_runs(project, first):
