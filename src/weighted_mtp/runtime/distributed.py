@@ -125,32 +125,6 @@ def max_over_ranks(value: int) -> int:
     return int(tensor.item())
 
 
-def reduce_metrics(metrics: Mapping[str, float], average: bool = False,
-                   device: torch.device | str | None = None) -> dict[str, float]:
-    """Sum (or average) a dict of figures over ranks with one collective.
-
-    Every rank must pass the same keys. For means of unequal shards, sum the numerators and
-    the counts and divide afterwards instead of averaging means.
-
-    Args:
-        metrics: ``name -> number`` on this rank.
-        average: Divide the sums by the number of ranks.
-        device: Where the collective runs (default :func:`collective_device`).
-
-    Returns:
-        The reduced figures as floats (the input itself without a process group).
-    """
-    if not is_distributed():
-        return {key: float(value) for key, value in metrics.items()}
-    keys = sorted(metrics)
-    values = torch.tensor([float(metrics[key]) for key in keys], dtype=torch.float64,
-                          device=device or collective_device())
-    reduced = all_reduce_sum(values)
-    if average:
-        reduced = reduced / get_world_size()
-    return dict(zip(keys, reduced.tolist()))
-
-
 def collective_device() -> torch.device:
     """The device collectives of small host figures use: the current GPU under NCCL."""
     if dist.is_initialized() and dist.get_backend() == "nccl":

@@ -25,11 +25,8 @@ __all__ = [
     "IGNORE_INDEX",
     "ExplainedVarianceAccumulator",
     "HeadLoss",
-    "MTPLoss",
     "ValueLoss",
-    "combine_head_losses",
     "mtp_head_loss",
-    "mtp_loss",
     "per_token_ce",
     "rho1_excess",
     "rho1_select",
@@ -55,30 +52,6 @@ class HeadLoss:
     weighted_sum: torch.Tensor
     unweighted_sum: torch.Tensor
     n_tokens: torch.Tensor
-
-
-@dataclass(frozen=True)
-class MTPLoss:
-    """All heads' losses and their means over the heads that have valid targets.
-
-    Attributes:
-        head_weighted: Per head (offset 1..n), weighted loss L_k.
-        head_unweighted: Per head, plain CE mean.
-        head_tokens: Per head, number of valid targets (0-dim int64).
-        weighted: Mean of ``head_weighted`` over heads with valid targets (the loss to
-            optimise); 0 when no head has any.
-        unweighted: Same mean of ``head_unweighted``.
-        head_weighted_sum: Per head, Σ w·ce (for token-weighted averages across batches).
-        head_unweighted_sum: Per head, Σ ce.
-    """
-
-    head_weighted: tuple[torch.Tensor, ...]
-    head_unweighted: tuple[torch.Tensor, ...]
-    head_tokens: tuple[torch.Tensor, ...]
-    weighted: torch.Tensor
-    unweighted: torch.Tensor
-    head_weighted_sum: tuple[torch.Tensor, ...]
-    head_unweighted_sum: tuple[torch.Tensor, ...]
 
 
 @dataclass(frozen=True)
@@ -143,7 +116,7 @@ def mtp_head_loss(
     """Loss of one head: L_k = Σ w·ce·m_k / Σ m_k over its valid targets.
 
     This is the per-head path (one head's logits at a time, as ``backward_per_head`` does to
-    keep peak memory at O(V)); :func:`mtp_loss` is built from it, so the two agree exactly.
+    keep peak memory at O(V)); the tests check it against the same loss on full (B, S, n, V) logits.
 
     Args:
         head_logits: ``(B, S, V)`` logits of the head with this offset.
@@ -176,77 +149,6 @@ def mtp_head_loss(
         unweighted_sum=unweighted_sum,
         n_tokens=n_tokens,
     )
-
-
-def combine_head_losses(heads: Sequence[HeadLoss]) -> MTPLoss:
-    """Average per-head losses over the heads with any valid target.
-
-    A head without targets (a batch shorter than its offset) contributes 0 and is left out
-    of the mean rather than dragging it towards 0.
-
-    Args:
-        heads: One :class:`HeadLoss` per head, in offset order (1..n).
-
-    Returns:
-        An :class:`MTPLoss`.
-
-    Raises:
-        ValueError: If ``heads`` is empty.
-    """
-    if not heads:
-        raise ValueError("combine_head_losses: expected at least one head, got none")
-    present = torch.stack([(h.n_tokens > 0) for h in heads]).float()  # (n,)
-    n_present = present.sum().clamp(min=1.0)
-    weighted = (torch.stack([h.weighted for h in heads]) * present).sum() / n_present
-    unweighted = (torch.stack([h.unweighted for h in heads]) * present).sum() / n_present
-    return MTPLoss(
-        head_weighted=tuple(h.weighted for h in heads),
-        head_unweighted=tuple(h.unweighted for h in heads),
-        head_tokens=tuple(h.n_tokens for h in heads),
-        weighted=weighted,
-        unweighted=unweighted,
-        head_weighted_sum=tuple(h.weighted_sum for h in heads),
-        head_unweighted_sum=tuple(h.unweighted_sum for h in heads),
-    )
-
-
-def mtp_loss(
-    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
-) -> MTPLoss:
-    """MTP loss from the full logits of all heads.
-
-    Args:
-        logits: ``(B, S, n, V)``; head index h has offset h + 1.
-        labels: ``(B, S)`` token ids, ``-100`` where ignored.
-        weights: Optional target-indexed weights, ``(B, S)`` shared by all heads (TD
-            weights) or ``(B, S, n)`` one column per head (Rho-1 selects per head).
-
-    Returns:
-        An :class:`MTPLoss`.
-
-    Raises:
-        ValueError: On bad shapes.
-    """
-    if logits.dim() != 4:
-        raise ValueError(
-            f"mtp_loss: expected logits of shape (B, S, n, V), got {tuple(logits.shape)}"
-        )
-    batch, seq, n_heads, _ = logits.shape
-    per_head = _split_head_weights(weights, batch, seq, n_heads)
-    heads = [
-        mtp_head_loss(logits[:, :, h], labels, h + 1, per_head[h]) for h in range(n_heads)
-    ]
-    return combine_head_losses(heads)
-
-
-def _split_head_weights(
-    weights: torch.Tensor | None, batch: int, seq: int, n_heads: int
-) -> list[torch.Tensor | None]:
-    """One ``(B, S)`` weight tensor (or None) per head from ``(B, S)`` or ``(B, S, n)``."""
-    if weights is None or weights.dim() == 2:
-        return [weights] * n_heads
-    require_shape(weights, (batch, seq, n_heads), "weights", "mtp_loss")
-    return [weights[:, :, h] for h in range(n_heads)]
 
 
 def rho1_excess(

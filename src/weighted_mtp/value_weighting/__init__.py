@@ -6,7 +6,6 @@ logging summaries, Python floats). See ``docs/METHOD.md`` for the method in word
 
 from .ema import TDStatsEMA
 from .gae import compute_gae_advantages
-from .stats import compute_td_stats, compute_weight_stats
 from .td import compute_td_errors
 from .weights import build_weights
 
@@ -15,6 +14,4 @@ __all__ = [
     "build_weights",
     "compute_gae_advantages",
     "compute_td_errors",
-    "compute_td_stats",
-    "compute_weight_stats",
 ]
