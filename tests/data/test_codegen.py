@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from weighted_mtp.data.codegen import assemble_record, build_dataset, generate_problems, summarise
-from weighted_mtp.data.codegen.__main__ import main as codegen_main
-from weighted_mtp.data.codegen.families import FAMILIES, MUTATION_KINDS
+from wmtp_codegen import assemble_record, build_dataset, generate_problems, summarise
+from wmtp_codegen.__main__ import main as codegen_main
+from wmtp_codegen.families import FAMILIES, MUTATION_KINDS
 from weighted_mtp.data.jsonl import read_jsonl
 from weighted_mtp.execution import Job, Status, Verdict, run_many
 
@@ -26,7 +26,7 @@ def shipped() -> list[dict]:
     if not SHIPPED.exists():
         pytest.fail(
             f"{SHIPPED} is missing; regenerate it with "
-            "`python -m weighted_mtp.data.codegen --out data/01_raw/code_problems.jsonl --seed 0`."
+            "`python -m wmtp_codegen --out data/01_raw/code_problems.jsonl --seed 0`."
         )
     return read_jsonl(SHIPPED)
 

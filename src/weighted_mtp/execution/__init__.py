@@ -1,6 +1,6 @@
 """Run untrusted programs in a sandbox: the project's only door for untrusted code.
 
-Dataset labelling (``data/codegen``) and evaluation both call it::
+Dataset labelling (``tools/wmtp_codegen``) and evaluation both call it::
 
     from weighted_mtp.execution import Limits, run_tests, run_many
     verdict = run_tests(source, tests, limits=Limits(time_s=2.0, memory_mb=512))

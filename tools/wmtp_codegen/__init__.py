@@ -4,7 +4,7 @@ Programs are labelled by running them in the sandbox of `weighted_mtp.execution`
 
 Regenerate the shipped file with::
 
-    python -m weighted_mtp.data.codegen --out data/01_raw/code_problems.jsonl --seed 0
+    python -m wmtp_codegen --out data/01_raw/code_problems.jsonl --seed 0
 
 See docs/DATASET.md for what is in it and how labels are decided.
 """

@@ -1,6 +1,6 @@
 """Command line: regenerate the embedded code dataset.
 
-    python -m weighted_mtp.data.codegen --out data/01_raw/code_problems.jsonl --seed 0
+    python -m wmtp_codegen --out data/01_raw/code_problems.jsonl --seed 0
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .build import (
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m weighted_mtp.data.codegen",
+        prog="python -m wmtp_codegen",
         description="Generate the embedded verifiable code dataset (CodeContests fields).",
     )
     parser.add_argument("--out", default=str(DEFAULT_OUT_PATH), help="output JSONL path")
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    log = logging.getLogger("weighted_mtp.data.codegen")
+    log = logging.getLogger("wmtp_codegen")
     start = time.perf_counter()
     records = build_dataset(
         seed=args.seed,
