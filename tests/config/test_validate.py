@@ -119,3 +119,40 @@ def test_every_problem_reported_at_once(params):
     lines = _problems(bad)
     assert len(lines) == 3
     assert "3 problem(s)" in str(pytest.raises(ValueError, validate_config, bad).value)
+
+
+@pytest.mark.parametrize("recipe, overrides, key", [
+    ("verifiable", {"training": {"stage2": {"weighting": "rho1"}}}, "training.stage2.weighting"),
+    ("baseline", {"training": {"stage1": {"enabled": True}}}, "training.stage1.enabled"),
+    ("baseline", {"training": {"stage2": {"value_coef": 0.5}}}, "training.stage2.value_coef"),
+    ("next_token", {"training": {"stage2": {"loss_heads": None}}}, "training.stage2.loss_heads"),
+    ("rho1", {"training": {"stage1": {"enabled": False}}}, "training.stage1.enabled"),
+])
+def test_a_config_that_contradicts_its_recipe_is_an_error(params, recipe, overrides, key):
+    params = _recipe_params(params, recipe, overrides)
+    with pytest.raises(ValueError, match=rf"{key}: .*recipe {recipe}"):
+        validate_config(params)
+
+
+@pytest.mark.parametrize("recipe", ["baseline", "verifiable", "rho1", "next_token"])
+def test_every_shipped_recipe_agrees_with_its_table_row(params, recipe):
+    from weighted_mtp.config.recipes import RECIPES
+
+    config = validate_config(_recipe_params(params, recipe, {}))
+    assert config.training.stage2.weighting == RECIPES[recipe].weighting
+
+
+def _recipe_params(base: dict, recipe: str, overrides: dict) -> dict:
+    """conf/base merged with conf/<recipe>/parameters.yml (as Kedro's soft merge does), then ``overrides``."""
+    merged = copy.deepcopy(base)
+    for layer in (yaml.safe_load((ROOT / "conf" / recipe / "parameters.yml").read_text()) or {}, overrides):
+        _merge(merged, layer)
+    return merged
+
+
+def _merge(target: dict, layer: dict) -> None:
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value

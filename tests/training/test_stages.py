@@ -13,6 +13,7 @@ from weighted_mtp.training.evaluate import evaluate_stage
 from weighted_mtp.training.losses import per_token_ce, value_state_mask
 from weighted_mtp.training.metrics_logger import HistoryBackend, MetricsLogger
 from weighted_mtp.training.stages import run_pretrain, run_stage1, run_stage2
+from weighted_mtp.training.steps import objective_for
 
 
 def _snapshot(adapter) -> dict[str, list[torch.Tensor]]:
@@ -37,8 +38,10 @@ def _logger() -> MetricsLogger:
 def test_each_stage2_weighting_trains(weighting, make_adapter, tokenizer, train_records,
                                       val_records, make_config, tmp_path):
     value_coef = 0.5 if weighting == "td" else 0.0  # as in conf/verifiable, baseline, rho1
-    config = make_config({"training": {"stage2": {
-        "n_epochs": 0.4, "weighting": weighting, "value_coef": value_coef}}})
+    recipe = {"td": "verifiable", "uniform": "baseline", "rho1": "rho1"}[weighting]
+    config = make_config({"project": {"recipe": recipe}, "training": {
+        "stage1": {"enabled": weighting != "uniform"},
+        "stage2": {"n_epochs": 0.4, "weighting": weighting, "value_coef": value_coef}}})
     adapter = make_adapter()
     before = _snapshot(adapter)
     reference = make_adapter() if weighting == "rho1" else None
@@ -60,7 +63,8 @@ def test_each_stage2_weighting_trains(weighting, make_adapter, tokenizer, train_
 
 def test_rho1_stage2_needs_a_reference(make_adapter, tokenizer, train_records, val_records,
                                        make_config, tmp_path):
-    config = make_config({"training": {"stage2": {"weighting": "rho1"}}})
+    config = make_config({"project": {"recipe": "rho1"},
+                          "training": {"stage2": {"weighting": "rho1", "value_coef": 0.0}}})
     with pytest.raises(ValueError, match="no reference model was given"):
         run_stage2(make_adapter(), tokenizer, train_records, val_records, config, _logger(), CPU,
                    tmp_path)
@@ -84,7 +88,8 @@ def test_stage1_verifiable_trains_the_value_head_only(freeze_trunk, make_adapter
 
 def test_stage1_rho1_tunes_a_copy_as_reference(make_adapter, tokenizer, train_records,
                                                val_records, make_config, tmp_path):
-    config = make_config({"project": {"recipe": "rho1"}, "training": {"stage1": {"n_epochs": 0.4}}})
+    config = make_config({"project": {"recipe": "rho1"}, "training": {
+        "stage1": {"n_epochs": 0.4}, "stage2": {"weighting": "rho1", "value_coef": 0.0}}})
     adapter = make_adapter()
     before = _snapshot(adapter)
     result = run_stage1(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
@@ -161,7 +166,7 @@ def test_evaluate_stage_value_loss_is_token_weighted(make_adapter, tokenizer, va
 
 def test_next_token_stage2_trains_head_zero_alone(make_adapter, tokenizer, train_records,
                                                   val_records, make_config, tmp_path):
-    config = make_config({"project": {"recipe": "next_token"}, "training": {"stage2": {
+    config = make_config({"project": {"recipe": "next_token"}, "training": {"stage1": {"enabled": False}, "stage2": {
         "n_epochs": 0.4, "weighting": "uniform", "value_coef": 0.0, "loss_heads": 1}}})
     adapter = make_adapter()
     extra_heads = [p.detach().clone() for p in adapter.transformer.extra_heads.parameters()]
@@ -177,10 +182,11 @@ def test_next_token_stage2_trains_head_zero_alone(make_adapter, tokenizer, train
 
 def test_loss_heads_beyond_the_model_is_a_clear_error(make_adapter, tokenizer, train_records,
                                                       val_records, make_config, tmp_path):
-    config = make_config({"training": {"stage2": {"n_epochs": 0.4, "loss_heads": 9}}})
-    with pytest.raises(ValueError, match="loss_heads is 9 but the model has 4 heads"):
-        run_stage2(make_adapter(), tokenizer, train_records, val_records, config, _logger(), CPU,
-                   tmp_path, progress=False)
+    config = make_config({"project": {"recipe": "next_token"}, "training": {"stage1": {"enabled": False}, "stage2": {
+        "n_epochs": 0.4, "weighting": "uniform", "value_coef": 0.0, "loss_heads": 1}}})
+    objective = objective_for("stage2", config)
+    with pytest.raises(ValueError, match="loss_heads is 1 but the model has 0 heads"):
+        objective.n_loss_heads(0)
 
 
 def test_stage1_block_critic_trains_its_own_block_and_leaves_the_policy(tokenizer, train_records,

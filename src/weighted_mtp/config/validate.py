@@ -16,9 +16,10 @@ import typing
 from typing import Any, Callable, Mapping, Union
 
 from weighted_mtp.config import schema
+from weighted_mtp.config.recipes import RECIPES, recipe_contradictions
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "project.recipe": ("baseline", "verifiable", "rho1", "next_token"),
+    "project.recipe": tuple(RECIPES),
     "models.policy.dtype": ("float32", "bfloat16", "float16"),
     "models.policy.value_head": ("linear", "mlp", "block"),
     "mlflow.log_checkpoints": ("best", "all", "none"),
@@ -228,6 +229,7 @@ def _check_values(config: schema.RunConfig, errors: list[str]) -> None:
             f"found {micro.n_future_tokens} > {micro.n_layers}"
         )
     _check_evaluation(config.evaluation, errors)
+    errors.extend(recipe_contradictions(config))
     for key in ("models.policy.name", "models.policy.path", "dataset.train", "dataset.validation"):
         if not _lookup(config, key):
             errors.append(f"{key}: must not be empty")

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from weighted_mtp.config.recipes import recipe_of
 from weighted_mtp.data import MTPCollator, TokenizedDataset, resolve_pad_token_id
 from weighted_mtp.data.diff import mark_first_errors
 from weighted_mtp.runtime.distributed import get_rank, get_world_size, is_distributed, is_main_process
@@ -158,7 +159,7 @@ def run_stage1(
     Returns:
         The :class:`StageResult` (``adapter`` = the critic-trained policy or the reference).
     """
-    rho1 = config.project.recipe == "rho1"
+    rho1 = recipe_of(config).needs_reference
     cfg = config.training.stage1
     if rho1:
         model = copy.deepcopy(adapter)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from weighted_mtp.config.recipes import recipe_of
 from weighted_mtp.data import IGNORE_INDEX
 from weighted_mtp.models import backward_per_head
 from weighted_mtp.runtime.distributed import is_distributed
@@ -128,7 +129,7 @@ def objective_for(stage: str, config: Any) -> Objective:
 
 def _stage1_objective(config: Any) -> Objective:
     cfg = config.training.stage1
-    if config.project.recipe == "rho1":
+    if recipe_of(config).needs_reference:
         return Objective("stage1", train_ce=True, train_value=False, report_value=False,
                          value_coef=0.0, ce_rows="correct")
     return Objective(

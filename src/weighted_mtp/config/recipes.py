@@ -1,0 +1,94 @@
+"""What each recipe is, in one table, and the config checks that follow from it.
+
+A recipe is a promise about what stage 1 trains and how stage 2 weights tokens. The keys
+that implement it (``training.stage2.weighting``, ``training.stage1.enabled``,
+``value_coef``, ``loss_heads``) are ordinary config keys a user can override, so a config
+can contradict its recipe — ``--env verifiable`` with ``weighting: rho1`` would run a
+rho-1 experiment logged as "verifiable". Such a config is an error, reported with the
+other validation problems (docs/TRAINING.md, "Recipes").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+STAGE1_CRITIC = "critic"
+STAGE1_REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One row of :data:`RECIPES`.
+
+    Attributes:
+        weighting: The ``training.stage2.weighting`` the recipe trains with.
+        stage1: What stage 1 trains: :data:`STAGE1_CRITIC` (the value head),
+            :data:`STAGE1_REFERENCE` (a copy of the policy, rho-1's reference) or None
+            (no stage 1).
+        trains_value: Stage 2 trains the value head (``value_coef`` > 0).
+        loss_heads: The ``training.stage2.loss_heads`` it needs (None: every head).
+        summary: One line for docs and errors.
+    """
+
+    weighting: str
+    stage1: str | None
+    trains_value: bool
+    loss_heads: int | None
+    summary: str
+
+    @property
+    def needs_critic(self) -> bool:
+        return self.stage1 == STAGE1_CRITIC
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.stage1 == STAGE1_REFERENCE
+
+
+RECIPES: dict[str, Recipe] = {
+    "baseline": Recipe("uniform", None, False, None, "uniform MTP CE on correct solutions"),
+    "verifiable": Recipe("td", STAGE1_CRITIC, True, None,
+                         "a critic in stage 1, TD-weighted MTP CE + value loss in stage 2"),
+    "rho1": Recipe("rho1", STAGE1_REFERENCE, False, None,
+                   "a reference model in stage 1, MTP CE on the top-k% excess-loss tokens"),
+    "next_token": Recipe("uniform", None, False, 1, "next-token CE (head 0 alone) on correct solutions"),
+}
+
+
+def recipe_of(config: Any) -> Recipe:
+    """The :class:`Recipe` of a validated config (``project.recipe``)."""
+    return RECIPES[config.project.recipe]
+
+
+def recipe_contradictions(config: Any) -> list[str]:
+    """Every way ``config`` contradicts its recipe, as ``key: message`` lines.
+
+    Stage 1 may be switched off (``training.stage1.enabled: false``) for a recipe that has
+    one — a critic then learns in stage 2 only, a reference comes from
+    ``models.reference.path`` — but not switched on for a recipe that has none.
+    """
+    name = config.project.recipe
+    recipe = RECIPES.get(name)
+    if recipe is None:
+        return []  # an unknown recipe is reported by the choice table
+    stage1, stage2 = config.training.stage1, config.training.stage2
+    where = f"(project.recipe {name}: {recipe.summary})"
+    errors = []
+    if stage2.weighting != recipe.weighting:
+        errors.append(f"training.stage2.weighting: recipe {name} weights with {recipe.weighting!r}, "
+                      f"found {stage2.weighting!r} {where}; choose the recipe with --env instead")
+    if stage1.enabled and recipe.stage1 is None:
+        errors.append(f"training.stage1.enabled: recipe {name} has no stage 1, found true {where}")
+    if isinstance(stage2.value_coef, (int, float)) and (stage2.value_coef > 0) != recipe.trains_value:
+        wanted = "> 0" if recipe.trains_value else "0"
+        errors.append(f"training.stage2.value_coef: must be {wanted} for recipe {name}, "
+                      f"found {stage2.value_coef} {where}")
+    if stage2.loss_heads != recipe.loss_heads:
+        wanted = "null (every head)" if recipe.loss_heads is None else recipe.loss_heads
+        errors.append(f"training.stage2.loss_heads: must be {wanted} for recipe {name}, "
+                      f"found {stage2.loss_heads} {where}")
+    if recipe.needs_reference and not stage1.enabled and not config.models.reference.path:
+        errors.append(f"training.stage1.enabled: recipe {name} needs a reference model: enable "
+                      f"stage 1 or set models.reference.path {where}")
+    return errors
