@@ -14,7 +14,7 @@ for this project:
 So: nothing touches MLflow until the pipeline starts; then the parameters are validated,
 a remote server is checked (one request, clear error), kedro-mlflow creates the
 experiment and starts the run, and this hook logs the flattened parameters, tags, the
-config file, checkpoints, the token-weight histogram and ``metrics.json``. Per-step
+config file, checkpoints and ``metrics.json`` (the token-weight histogram is a node's catalog output). Per-step
 metrics come from the training loops (``weighted_mtp.tracking.backend``).
 
 :class:`DistributedHooks` turns the N copies of the pipeline that ``torchrun`` starts into
@@ -51,7 +51,6 @@ from weighted_mtp.tracking.server import check_tracking_server, local_artifact_l
 
 log = logging.getLogger(__name__)
 
-STAGE2_NODE = "train_stage2"  # its outputs hold the model whose token weights are plotted
 METRICS_DATASET = "metrics"  # logged as metrics.json
 MODEL_PARAMETERS_TAG = "model_parameters"
 
@@ -116,15 +115,13 @@ class TrackingHooks:
     @hook_impl
     def after_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any], outputs: dict[str, Any],
                        is_async: bool) -> None:
-        """Upload a training node's checkpoints, and after stage 2 the weight histogram."""
+        """Upload a training node's checkpoints."""
         if self._run_id is None:
             return
         self._count_parameters(outputs)
         for value in outputs.values():
             if isinstance(value, Mapping) and value.get("stage") in ("stage1", "stage2"):
                 self._upload_checkpoints(value)
-        if node.name == STAGE2_NODE:
-            self._upload_weight_histogram(inputs, outputs)
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
@@ -174,16 +171,6 @@ class TrackingHooks:
 
         files = checkpoint_files(summary, self._options.log_checkpoints, self._started)
         log_checkpoints(self._client, self._run_id, files, str(summary["stage"]))
-
-    def _upload_weight_histogram(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
-        from weighted_mtp.tracking.artifacts import log_weight_histogram
-
-        model = next((value for value in outputs.values() if parameter_count(value) is not None), None)
-        if model is None or "parameters" not in inputs:
-            return
-        config = validate_config(inputs["parameters"])
-        log_weight_histogram(self._client, self._run_id, model, inputs.get("tokenizer"),
-                             inputs.get("validation_records") or [], config)
 
 
 class RankStopped(RuntimeError):

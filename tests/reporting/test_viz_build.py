@@ -36,7 +36,7 @@ def test_build_lists_every_node_of_the_default_pipeline(viz_main):
     assert tasks == expected
     assert {"validate_config", "build_datasets", "load_tokenizer", "load_model", "pretrain_micro",
             "train_stage1", "train_stage2", "save_best", "evaluate", "report_metrics",
-            "report_token_weights"} <= tasks
+            "report_token_weights", "plot_token_weight_histogram"} <= tasks
 
 
 def test_layers_are_ordered_and_every_persisted_dataset_has_one(viz_main):

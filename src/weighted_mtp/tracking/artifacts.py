@@ -1,4 +1,4 @@
-"""Checkpoint files and the token-weight histogram a run uploads.
+"""Checkpoint files a run uploads, and the token-weight histogram the stage-2 pipeline plots.
 
 ``mlflow.log_checkpoints`` decides the checkpoints: ``best`` (default) uploads each stage's
 ``checkpoint_{stage}_best.pt``, ``all`` every checkpoint file the stage wrote in this run,
@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,9 @@ import torch
 from weighted_mtp.data import IGNORE_INDEX, TokenizedDataset, resolve_pad_token_id
 from weighted_mtp.runtime.device import resolve_device
 from weighted_mtp.runtime.distributed import rank_local
-from weighted_mtp.tracking.plots import save_figure, weight_histogram
+from matplotlib.figure import Figure
+
+from weighted_mtp.tracking.plots import weight_histogram
 from weighted_mtp.training.stages import build_loader
 from weighted_mtp.training.steps import ce_labels_for, move_to_device, objective_for, td_weights
 
@@ -109,22 +110,16 @@ def _batch_weights(model: Any, batch: Mapping[str, Any], objective: Any) -> torc
     return weights[mask.bool()].float().cpu()
 
 
-def log_weight_histogram(
-    client: Any, run_id: str, model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: Any
-) -> Path | None:
-    """Upload ``plots/stage2_token_weights.png`` (see :func:`stage2_token_weights`).
-
-    Returns:
-        The artifact path, or None when the recipe has no TD weights (nothing uploaded).
-    """
+def token_weight_histogram(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: Any) -> Figure:
+    """The histogram of the TD weights ``model`` gives validation tokens (see
+    :func:`stage2_token_weights`); for a recipe without TD weights, a figure that says so
+    (the catalog always gets a figure, so the file never goes stale)."""
     weights = stage2_token_weights(model, tokenizer, records, config)
-    if weights is None or weights.numel() == 0:
-        log.info("MLflow: no token-weight histogram (stage 2 weighting %s).", config.training.stage2.weighting)
-        return None
     stage2 = config.training.stage2
+    if weights is None or weights.numel() == 0:
+        figure = Figure(figsize=(6, 1.5))
+        figure.text(0.5, 0.5, f"no TD token weights: stage 2 weighting is {stage2.weighting!r}",
+                    ha="center", va="center")
+        return figure
     title = f"stage 2 token weights: β={stage2.beta}, {weights.numel()} validation tokens"
-    figure = weight_histogram(weights.tolist(), title, (stage2.weight_clip_min, stage2.weight_clip_max))
-    with tempfile.TemporaryDirectory(prefix="wmtp-weights-") as folder:
-        path = save_figure(figure, Path(folder) / "stage2_token_weights.png")
-        client.log_artifact(run_id, str(path), "plots")
-    return Path("plots") / path.name
+    return weight_histogram(weights.tolist(), title, (stage2.weight_clip_min, stage2.weight_clip_max))

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from weighted_mtp.config import validate_config
 from weighted_mtp.datasets import ModelBundle
 from weighted_mtp.reporting import token_weight_report
+from weighted_mtp.tracking.artifacts import token_weight_histogram
 from weighted_mtp.workflow.reporting import evaluate_model, metrics_report
 from weighted_mtp.workflow.stages import best_model_from_summary, train_stage2_step
 
@@ -42,3 +43,10 @@ def report_token_weights(
     """Which tokens the critic weighted: an HTML page and value plots of a few validation
     solutions, weighted with the stage-2 settings by the exported model's value head."""
     return token_weight_report(best_model, tokenizer, validation_records, validate_config(parameters))
+
+
+def plot_token_weight_histogram(stage2_model: Any, tokenizer: Any, validation_records: list,
+                                parameters: dict) -> Figure:
+    """The histogram of the TD weights the final stage-2 model gives validation tokens
+    (a figure saying so for recipes without TD weights)."""
+    return token_weight_histogram(stage2_model, tokenizer, validation_records, validate_config(parameters))

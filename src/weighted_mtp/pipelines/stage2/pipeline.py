@@ -6,6 +6,7 @@ from weighted_mtp.pipelines.shared import validate_config_node
 from weighted_mtp.pipelines.stage2.nodes import (
     evaluate,
     report_metrics,
+    plot_token_weight_histogram,
     report_token_weights,
     save_best,
     train_stage2,
@@ -28,5 +29,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(report_token_weights, inputs=["best_model@model", "tokenizer", "validation_records", "parameters"],
                  outputs=["token_weights_report", "token_value_plots"], name="report_token_weights",
                  tags=["evaluation"]),
+            node(plot_token_weight_histogram,
+                 inputs=["stage2_model", "tokenizer", "validation_records", "parameters"],
+                 outputs="token_weight_histogram", name="plot_token_weight_histogram", tags=["evaluation"]),
         ]
     )
