@@ -1,6 +1,7 @@
 """Statistics are summed over ranks: two gloo processes reproduce the single-process numbers.
 
-Each rank holds half of the rows; whitening statistics, EMA statistics and explained variance
+Each rank holds half of the rows; the training's whitening statistics (``td_weights`` sums
+them over ranks, ``build_weights`` itself is pure), EMA statistics and explained variance
 must come out as if one process had seen the whole batch.
 """
 
@@ -14,7 +15,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from weighted_mtp.training.losses import ExplainedVarianceAccumulator, value_state_mask
-from weighted_mtp.value_weighting import TDStatsEMA, build_weights, compute_td_errors
+from weighted_mtp.training.steps import TDSettings, td_weights
+from weighted_mtp.value_weighting import TDStatsEMA, compute_td_errors
 
 WORLD_SIZE = 2
 
@@ -35,7 +37,8 @@ def _compute(values: torch.Tensor, rewards: torch.Tensor, mask: torch.Tensor) ->
     accumulator = ExplainedVarianceAccumulator()
     accumulator.update(values, rewards, value_state_mask(mask))
     return {
-        "weights": build_weights(delta, mask, 0.9, 0.1, 5.0),
+        "weights": td_weights(values, {"rewards": rewards, "loss_mask": mask, "truncated": None},
+                              TDSettings(0.9, 1.0, 0.0, 0.5, 0.1, 5.0, False), mask),
         "ema": ema_stats,
         "explained_variance": accumulator.compute(),
     }

@@ -40,6 +40,7 @@ from weighted_mtp.value_weighting import (
     compute_td_errors,
 )
 from weighted_mtp.value_weighting.distributed import all_reduce_sum
+from weighted_mtp.value_weighting.moments import masked_moments, mean_std_from_moments
 
 STAGES = ("pretrain", "stage1", "stage2")
 
@@ -344,9 +345,10 @@ def td_weights(
         x = compute_gae_advantages(x, batch["loss_mask"], gamma=td.gamma, lam=td.td_lambda)
     if sums is not None:
         sums.add_td(x, weight_mask)
-    mean = std = None
     if ema is not None:
         mean, std = ema.update(x, weight_mask)
+    else:  # whiten with the global batch's statistics: every rank uses the same numbers
+        mean, std = mean_std_from_moments(all_reduce_sum(masked_moments(x, weight_mask)))
     return build_weights(x, weight_mask, td.beta, td.clip_min, td.clip_max, mean=mean, std=std,
                          normalize_mean=td.normalize_mean)
 

@@ -13,8 +13,6 @@ from typing import Any
 
 import torch
 
-from weighted_mtp.runtime.distributed import rank_local
-
 from .gae import compute_gae_advantages
 from .td import compute_td_errors
 from .weights import build_weights
@@ -37,7 +35,6 @@ def weigh(
     advantages = deltas
     if td.td_lambda > 0:
         advantages = compute_gae_advantages(deltas, mask, gamma=td.gamma, lam=td.td_lambda)
-    with rank_local():  # the batch is this rank's alone: no sum over ranks
-        weights = build_weights(advantages, mask, td.beta, td.clip_min, td.clip_max,
-                                normalize_mean=td.normalize_mean)
+    weights = build_weights(advantages, mask, td.beta, td.clip_min, td.clip_max,  # this batch's own statistics
+                            normalize_mean=td.normalize_mean)
     return deltas, advantages, weights

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .distributed import all_reduce_sum
 from .moments import masked_moments
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ class TDStatsEMA:
                 f"TDStatsEMA.update: expected mask of shape {tuple(x.shape)}, "
                 f"got {tuple(mask.shape)}"
             )
-        count, total, total_sq = masked_moments(x, mask).tolist()
+        # Every rank folds in the same global batch statistics: the one collective of the EMA.
+        count, total, total_sq = all_reduce_sum(masked_moments(x, mask)).tolist()
         if count >= 2:
             batch_mean = total / count
             batch_var = max(total_sq - count * batch_mean * batch_mean, 0.0) / (count - 1)

@@ -1,19 +1,19 @@
 """Masked raw moments and the mean/std they imply.
 
-Statistics are accumulated as (count, Σx, Σx²) in float64 so that they can be summed over
-ranks (see :mod:`.distributed`) and turned into a mean and an unbiased std without a host
-sync; float64 keeps ``Σx² − n·μ²`` accurate for the token counts of a large batch.
+Statistics are accumulated as (count, Σx, Σx²) in float64 so that a caller can sum them over
+ranks (``all_reduce_sum`` from :mod:`.distributed`, where the reduction is visible) and turn
+them into a mean and an unbiased std without a host sync; float64 keeps ``Σx² − n·μ²``
+accurate for the token counts of a large batch. Nothing here talks to other ranks.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .distributed import all_reduce_sum
 
 
 def masked_moments(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Return ``[count, Σx, Σx²]`` over ``mask`` in float64, summed over ranks.
+    """Return ``[count, Σx, Σx²]`` over ``mask`` in float64, on this rank's data.
 
     Args:
         x: Tensor of any shape.
@@ -24,8 +24,7 @@ def masked_moments(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """
     valid = mask != 0
     x64 = torch.where(valid, x.detach().to(torch.float64), 0.0)
-    local = torch.stack([valid.sum().to(torch.float64), x64.sum(), (x64 * x64).sum()])
-    return all_reduce_sum(local)
+    return torch.stack([valid.sum().to(torch.float64), x64.sum(), (x64 * x64).sum()])
 
 
 def mean_std_from_moments(moments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

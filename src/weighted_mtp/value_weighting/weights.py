@@ -30,12 +30,13 @@ def build_weights(
 
     z = (x − μ)/(σ + 1e-8), w = clamp(exp(z/β), min_weight, max_weight)·m.
 
-    μ and σ are ``mean``/``std`` when both are given (e.g. from :class:`TDStatsEMA`),
-    otherwise the mean and unbiased std of x over the mask, summed over all ranks when
-    torch.distributed is initialised (so every rank whitens with the same numbers).
+    μ and σ are ``mean``/``std`` when both are given (e.g. from :class:`TDStatsEMA`, or the
+    statistics of the global batch that ``training.steps.td_weights`` sums over ranks),
+    otherwise the mean and unbiased std of x over the mask. The function is pure: it never
+    talks to other ranks.
 
-    If the batch has at most one valid token, or the statistics were computed from at most
-    one token, whitening is undefined and the weights are the mask itself.
+    If the batch has at most one valid token, or the statistics come from at most one token
+    (σ is NaN), whitening is undefined and the weights are the mask itself.
 
     No gradient flows: the inputs are detached, because weights are constants of the
     policy loss and must not train the critic.
@@ -74,7 +75,7 @@ def build_weights(
     else:
         mu = torch.as_tensor(mean, dtype=torch.float64, device=x.device)
         sigma = torch.as_tensor(std, dtype=torch.float64, device=x.device)
-        too_few = n_local <= 1
+        too_few = (n_local <= 1) | torch.isnan(sigma)
     z = (x - mu.to(dtype)) / (sigma.to(dtype) + WHITEN_EPS)
     weights = torch.exp(z / beta).clamp(min_weight, max_weight)
     weights = torch.where(valid, weights, 0.0)
