@@ -4,7 +4,7 @@ Problems are the unit that varies when another set of problems is drawn, so the 
 resamples problems (with replacement), never samples within a problem. The paired form
 resamples (problem, seed) units shared by two recipes and measures their difference on the
 same units, which removes the problem-difficulty variance both recipes share
-(docs/EVALUATION.md, "Intervals").
+(docs/EVALUATION.md, "Metrics"; the paired form: "Comparing recipes").
 """
 
 from __future__ import annotations
