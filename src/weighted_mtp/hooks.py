@@ -55,6 +55,28 @@ METRICS_DATASET = "metrics"  # logged as metrics.json
 MODEL_PARAMETERS_TAG = "model_parameters"
 
 
+class ConfigHooks:
+    """Validate the merged parameters and the machine before the first node runs.
+
+    Nodes take only the parameter blocks they use, so a node's own check sees its block
+    alone; this hook makes sure the whole configuration is valid (every problem listed by
+    key path) before any data is touched, whichever nodes run.
+    """
+
+    def __init__(self) -> None:
+        self._params: Mapping[str, Any] | None = None
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self._params = context.params
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        from weighted_mtp.config.requirements import check_environment
+
+        check_environment(validate_config(self._params or {}))
+
+
 class TrackingHooks:
     """Starts, fills and ends the MLflow run of a Kedro run (only when tracking is on)."""
 

@@ -149,6 +149,29 @@ def validate_config(params: Mapping[str, Any]) -> schema.RunConfig:
     return dataclasses.replace(built, raw=plain_copy(params))
 
 
+def validate_dataset(block: Mapping[str, Any]) -> schema.DatasetConfig:
+    """The ``dataset`` block alone (``params:dataset``), for the nodes that need only it:
+    structure, types, choices and ranges of ``dataset.*`` keys.
+
+    Raises:
+        ValueError: Listing every problem, each with its ``dataset.`` key path.
+    """
+    errors: list[str] = []
+    built = _build(schema.DatasetConfig, block, "dataset", errors)
+    if built is not None:
+        for path, rule in RANGES.items():
+            if not path.startswith("dataset."):
+                continue
+            value = getattr(built, path.split(".", 1)[1])
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                    not math.isfinite(value) or not rule(value)):
+                errors.append(f"{path}: {_RULE_TEXT[rule]}, found {value!r}")
+    if errors:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        raise ValueError(f"Invalid parameters ({len(errors)} problem(s)):\n{lines}")
+    return built
+
+
 def _build(cls: type, data: Any, path: str, errors: list[str], skip: tuple[str, ...] = ()) -> Any:
     """Recursively turn a mapping into ``cls``, collecting errors instead of raising."""
     if not isinstance(data, Mapping):

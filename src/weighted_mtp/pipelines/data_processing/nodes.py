@@ -1,4 +1,7 @@
-"""Nodes of the data_processing pipeline: thin adapters over :mod:`weighted_mtp.data`."""
+"""Nodes of the data_processing pipeline: thin adapters over :mod:`weighted_mtp.data`.
+
+Each takes the ``params:dataset`` block it uses (validated on its own), not the whole run
+config, so any of them runs alone on persisted inputs (``kedro run --nodes build_records``)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from weighted_mtp.config import RunConfig
+from weighted_mtp.config.validate import validate_dataset
 from weighted_mtp.data import (
     load_tokenizer as load_saved_tokenizer,
     problems_to_records,
@@ -20,11 +23,11 @@ logger = logging.getLogger(__name__)
 
 
 def split_test_problems(
-    raw_problems: list[dict[str, Any]], run_config: RunConfig
+    raw_problems: list[dict[str, Any]], dataset_params: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Hold out test problems (by family, seeded) before any record exists, so nothing of
     them can reach training, validation or checkpoint choice; evaluation reads them."""
-    dataset = run_config.dataset
+    dataset = validate_dataset(dataset_params)
     if not raw_problems:
         raise ValueError(f"{dataset.raw}: the raw problem file is empty")
     development, test = split_test_problems_by_family(raw_problems, dataset.test_fraction, dataset.split_seed)
@@ -34,20 +37,20 @@ def split_test_problems(
     return development, test
 
 
-def build_records(development_problems: list[dict[str, Any]], run_config: RunConfig) -> list[dict[str, Any]]:
+def build_records(development_problems: list[dict[str, Any]], dataset_params: dict[str, Any]) -> list[dict[str, Any]]:
     """The problems left after the test split → Alpaca records (the primary layer),
     persisted before the train/validation split so the records a model saw can be inspected."""
-    dataset = run_config.dataset
+    dataset = validate_dataset(dataset_params)
     records = problems_to_records(development_problems, dataset.max_solutions_per_problem, dataset.split_seed)
     logger.info("%d Alpaca records from %d problems", len(records), len(development_problems))
     return records
 
 
 def build_datasets(
-    alpaca_records: list[dict[str, Any]], run_config: RunConfig
+    alpaca_records: list[dict[str, Any]], dataset_params: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split the Alpaca records into train and validation by problem (never by record)."""
-    dataset = run_config.dataset
+    dataset = validate_dataset(dataset_params)
     train, validation = split_by_problem(alpaca_records, dataset.validation_fraction, dataset.split_seed)
     for name, split in (("train", train), ("validation", validation)):
         n_correct = sum(r["is_correct"] for r in split)
@@ -57,17 +60,17 @@ def build_datasets(
     return train, validation
 
 
-def load_tokenizer(train_records: list[dict[str, Any]], run_config: RunConfig) -> Any:
+def load_tokenizer(train_records: list[dict[str, Any]], dataset_params: dict[str, Any], model_path: str) -> Any:
     """Use the model's own tokenizer when it ships one; else train a BPE on the train split.
 
     The embedded micro model is created from this tokenizer (its vocabulary size), and keeps
     a copy in its directory, so later runs load that copy and the two never drift.
     """
-    model_tokenizer = Path(run_config.models.policy.path) / "tokenizer"
+    model_tokenizer = Path(model_path) / "tokenizer"
     if model_tokenizer.is_dir():
         logger.info("Loading the model's tokenizer from %s", model_tokenizer)
         return load_saved_tokenizer(model_tokenizer)
     texts = tokenizer_training_texts(train_records)
-    vocab_size = run_config.dataset.tokenizer_vocab_size
+    vocab_size = validate_dataset(dataset_params).tokenizer_vocab_size
     logger.info("Training a byte-level BPE tokenizer (vocab %d) on %d records", vocab_size, len(texts))
     return train_bpe_tokenizer(texts, vocab_size=vocab_size)
