@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from project_runs import merge
+
 from weighted_mtp.config import validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,15 +146,5 @@ def test_every_shipped_recipe_agrees_with_its_table_row(params, recipe):
 
 def _recipe_params(base: dict, recipe: str, overrides: dict) -> dict:
     """conf/base merged with conf/<recipe>/parameters.yml (as Kedro's soft merge does), then ``overrides``."""
-    merged = copy.deepcopy(base)
-    for layer in (yaml.safe_load((ROOT / "conf" / recipe / "parameters.yml").read_text()) or {}, overrides):
-        _merge(merged, layer)
-    return merged
-
-
-def _merge(target: dict, layer: dict) -> None:
-    for key, value in layer.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _merge(target[key], value)
-        else:
-            target[key] = value
+    layer = yaml.safe_load((ROOT / "conf" / recipe / "parameters.yml").read_text()) or {}
+    return merge(merge(base, layer), overrides)
