@@ -17,6 +17,7 @@ from weighted_mtp.training.critic_metrics import (
     bug_span,
     critic_figures,
     critic_rows,
+    with_global_weights,
 )
 from weighted_mtp.training.evaluate import evaluate_stage
 from weighted_mtp.training.steps import TDSettings, td_settings
@@ -121,7 +122,7 @@ def test_critic_rows_read_the_last_trained_state_and_response_tokens(tokenizer, 
         positions = torch.nonzero(batch["loss_mask"][b]).flatten()
         assert row.tokens == tuple(batch["input_ids"][b, positions].tolist())
         assert row.last_value == float(values[b, positions[-1] - 1])
-        assert len(row.deltas) == len(row.weights) == len(row.tokens)
+        assert len(row.deltas) == len(row.advantages) == len(row.tokens) and row.weights == ()
         # the last token is judged by the outcome: δ_T = R − V_{T−1}
         assert row.deltas[-1] == pytest.approx(float(batch["rewards"][b]) - row.last_value)
         assert row.is_correct == bool(batch["is_correct"][b])
@@ -136,7 +137,8 @@ def test_evaluate_stage_reports_the_critic(make_adapter, tokenizer, val_records,
     figures = evaluate_stage(adapter, batches, config, CPU, "stage1")
     with torch.no_grad():
         values = adapter.values_from_trunk(adapter.trunk_forward(batches[0]["input_ids"]))
-    expected = critic_figures(critic_rows(values, batches[0], td_settings(config.training.stage2)))
+    td = td_settings(config.training.stage2)
+    expected = critic_figures(with_global_weights(critic_rows(values, batches[0], td), td))
     for key in ("value_auroc", "value_auroc_within_problem", "bug_hit_rate", "bug_hit_chance"):
         assert figures[f"val_{key}"] == pytest.approx(expected[key], nan_ok=True)
     assert figures["val_bug_responses"] == 2  # one swapped-operand mutant per problem
@@ -187,3 +189,20 @@ def test_stage2_with_first_error_targets_trains(make_adapter, tokenizer, train_r
                         MetricsLogger([HistoryBackend()]), CPU, tmp_path, progress=False)
     assert result.global_step == 2 and math.isfinite(result.metrics["val_value_loss"])
     assert result.metrics["val_bug_responses"] == 2
+
+
+def test_weights_are_whitened_over_all_rows_whatever_the_batching():
+    from weighted_mtp.training.critic_metrics import with_global_weights
+
+    rng = torch.Generator().manual_seed(3)
+    rows = [CriticRow("p", i % 2 == 0, 0.5, tuple(range(n)), tuple(torch.randn(n, generator=rng).tolist()), (),
+                      advantages=tuple(torch.randn(n, generator=rng).tolist())) for i, n in enumerate([5, 9, 3, 7])]
+    together = with_global_weights(rows, TD)
+    x = torch.tensor([a for row in rows for a in row.advantages], dtype=torch.float64)
+    z = (x - x.mean()) / (x.std() + 1e-8)
+    expected = torch.exp(z / TD.beta).clamp(TD.clip_min, TD.clip_max)
+    assert torch.allclose(torch.tensor([w for row in together for w in row.weights], dtype=torch.float64), expected)
+    # the same rows met in another order (another sharding) get the same weights
+    shuffled = with_global_weights(rows[::-1], TD)[::-1]
+    for first, second in zip(shuffled, together):
+        assert first.weights == pytest.approx(second.weights)

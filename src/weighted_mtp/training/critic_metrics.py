@@ -17,6 +17,7 @@ figures are computed once at the end, over all ranks' rows.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import torch
 
 from weighted_mtp.data.diff import bug_span
 from weighted_mtp.runtime.distributed import all_gather_objects
+from weighted_mtp.value_weighting import build_weights
 from weighted_mtp.value_weighting.diagnostics import weigh
 
 
@@ -40,7 +42,9 @@ class CriticRow:
             state whose value is trained (it emits the final token).
         tokens: The response token ids (EOS included).
         deltas: δ_t of every response token.
-        weights: w_t of every response token, whitened over its batch's responses.
+        weights: w_t of every response token, whitened over all validation responses
+            (:func:`with_global_weights`; empty until then).
+        advantages: The TD errors, or GAE advantages when ``td_lambda`` > 0: what is whitened.
         truncated: The row was cut at ``max_length`` (its last token is not the EOS).
     """
 
@@ -51,6 +55,7 @@ class CriticRow:
     deltas: tuple[float, ...]
     weights: tuple[float, ...]
     truncated: bool = False
+    advantages: tuple[float, ...] = ()
 
     @property
     def program_length(self) -> int:
@@ -69,7 +74,7 @@ def critic_rows(values: torch.Tensor, batch: Mapping[str, Any], td: Any) -> list
         td: Stage-2 weighting options (:class:`~weighted_mtp.training.steps.TDSettings`).
     """
     values = values.detach().float()
-    deltas, _, weights = weigh(values, batch, td)
+    deltas, advantages, _ = weigh(values, batch, td)
     mask = batch["loss_mask"] != 0
     rows = []
     for b in range(values.shape[0]):
@@ -84,7 +89,8 @@ def critic_rows(values: torch.Tensor, batch: Mapping[str, Any], td: Any) -> list
             last_value=last_value,
             tokens=tuple(batch["input_ids"][b, positions].tolist()),
             deltas=tuple(deltas[b, positions].tolist()),
-            weights=tuple(weights[b, positions].tolist()),
+            weights=(),
+            advantages=tuple(advantages[b, positions].tolist()),
             truncated=bool(batch["truncated"][b]),
         ))
     return rows
@@ -179,7 +185,7 @@ def bug_hits(rows: Sequence[CriticRow]) -> BugHits:
             continue
         n += 1
         delta_hits += _share_in_span(row.deltas, span)
-        weight_hits += _share_in_span(row.weights, span)
+        weight_hits += _share_in_span(row.weights, span) if row.weights else math.nan
         chance += len(span) / len(row.tokens)
         program = row.program_length
         program_hits += _share_in_span(row.deltas[:program], span)
@@ -236,6 +242,23 @@ def _mean(numbers: Iterable[float]) -> float:
     return total / count if count else math.nan
 
 
+def with_global_weights(rows: Sequence[CriticRow], td: Any) -> list[CriticRow]:
+    """The rows with the weights stage 2 would give their tokens, whitened over *all* the
+    rows' tokens at once, so the figures do not depend on how validation was batched or
+    sharded over ranks."""
+    lengths = [len(row.advantages) for row in rows]
+    if not rows or sum(lengths) == 0:
+        return list(rows)
+    x = torch.tensor([a for row in rows for a in row.advantages], dtype=torch.float64).unsqueeze(0)
+    weights = build_weights(x, torch.ones_like(x), td.beta, td.clip_min, td.clip_max,
+                            normalize_mean=td.normalize_mean)[0].tolist()
+    out, start = [], 0
+    for row, length in zip(rows, lengths):
+        out.append(dataclasses.replace(row, weights=tuple(weights[start:start + length])))
+        start += length
+    return out
+
+
 class CriticAccumulator:
     """Collects :class:`CriticRow` s batch by batch; :meth:`compute` gathers every rank's.
 
@@ -254,4 +277,5 @@ class CriticAccumulator:
     def compute(self) -> dict[str, float]:
         """Figures over all ranks' rows (every rank must call it under torchrun)."""
         gathered = all_gather_objects(self.rows)
-        return critic_figures([row for rows in gathered for row in rows])  # type: ignore[union-attr]
+        rows = [row for rows in gathered for row in rows]  # type: ignore[union-attr]
+        return critic_figures(with_global_weights(rows, self.td))
