@@ -19,7 +19,7 @@ from weighted_mtp.data.collate import encode_prompts
 from weighted_mtp.evaluation.problems import problem_prompt
 from weighted_mtp.evaluation.scoring import GREEDY, PROMPT_TOO_LONG, Completion, score_completions
 from weighted_mtp.execution import Limits
-from weighted_mtp.generation import generate_text
+from weighted_mtp.generation import GenerationStats, generate_text
 from weighted_mtp.runtime.distributed import is_main_process
 from weighted_mtp.training.progress import progress_enabled
 
@@ -58,6 +58,7 @@ def generate_completions(model: Any, tokenizer: Any, problems: Sequence[Mapping[
     greedy_jobs = [(name, GREEDY) for name in prompts]
     sampled_jobs = [(name, s) for name in prompts for s in range(evaluation.n_samples)] if samples else []
     texts: dict[tuple[str, int], Completion] = {}
+    stats, started = GenerationStats(), time.monotonic()
     for jobs, greedy in ((greedy_jobs, True), (sampled_jobs, False)):
         for budget in sorted({budgets[name] for name, _ in jobs}, reverse=True):
             group = [job for job in jobs if budgets[job[0]] == budget]
@@ -74,8 +75,13 @@ def generate_completions(model: Any, tokenizer: Any, problems: Sequence[Mapping[
                 seed=(evaluation.seed + budget) % 2**31,
                 batch_size=evaluation.batch_size,
                 progress=progress_enabled(is_main_process()),
+                stats=stats,
             )
             texts.update({job: Completion(*job, text) for job, text in zip(group, outputs)})
+    seconds = time.monotonic() - started
+    logger.info("Generated %d completions (%d tokens) in %.0f s: %.0f tokens/s",
+                len(greedy_jobs) + len(sampled_jobs), stats.new_tokens, seconds,
+                stats.new_tokens / max(seconds, 1e-9))
     return [texts[job] for job in greedy_jobs + sampled_jobs]
 
 

@@ -161,8 +161,10 @@ def _gather(results: dict[int, list[int]], stats: GenerationStats
 
 
 def _log(stats: GenerationStats, speculative: bool) -> None:
+    """One DEBUG line per call: an evaluation calls this once per batch of prompts, and the
+    caller logs the totals (GenerationStats)."""
     if speculative:
-        logger.info("generated %d tokens; speculative decoding accepted %.2f tokens per forward",
+        logger.debug("generated %d tokens; speculative decoding accepted %.2f tokens per forward",
                     stats.new_tokens, stats.mean_accepted)
     else:
-        logger.info("generated %d tokens", stats.new_tokens)
+        logger.debug("generated %d tokens", stats.new_tokens)
