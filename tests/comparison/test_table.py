@@ -65,6 +65,8 @@ def test_run_result_scores_the_test_split_only_and_reads_the_critic():
     rows += [{"problem": "a", "sample": -1, "passed": True, "split": "test"},
              {"problem": "t", "sample": 0, "passed": True, "split": "train"}]
     result = run_result("verifiable", 0, rows, [1, 2], {"val_value_auroc": 0.8}, 10.0, False)
+    untrained = run_result("baseline", 0, rows, [1], {"val_value_auroc": 0.45}, 10.0, False)
+    assert math.isnan(untrained.critic["val_value_auroc"])  # no critic in the recipe: not reported
     assert result.scores["pass@1"] == {"a": 0.5} and result.scores["pass@2"] == {"a": 1.0}
     assert result.scores["greedy_pass@1"] == {"a": 1.0} and result.critic["val_value_auroc"] == 0.8
     with pytest.raises(ValueError, match="no scored test completions"):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from weighted_mtp.config.recipes import RECIPES
 from weighted_mtp.evaluation.intervals import bootstrap_interval, paired_bootstrap_interval
 from weighted_mtp.evaluation.summary import GREEDY_METRIC, per_problem_scores
 
@@ -52,7 +53,9 @@ def run_result(recipe: str, seed: int, completions: Sequence[Mapping[str, Any]],
     if not test_rows:
         raise ValueError(f"{recipe} seed {seed}: no scored test completions; was the evaluation enabled?")
     metrics = best_model_metrics or {}
-    critic = {name: _number(metrics.get(name)) for name in CRITIC_FIGURES}
+    # A recipe without a critic has an untrained value head: its AUROC would be noise.
+    has_critic = recipe in RECIPES and RECIPES[recipe].needs_critic
+    critic = {name: _number(metrics.get(name)) if has_critic else math.nan for name in CRITIC_FIGURES}
     return RunResult(recipe, seed, per_problem_scores(test_rows, k_values), critic, wall_time_s, reused)
 
 
