@@ -47,8 +47,11 @@ def first(project) -> subprocess.CompletedProcess:
 
 def test_compare_writes_a_table_with_every_recipe_and_seed(project, first):
     assert first.returncode == 0, first.stderr[-3000:]
-    table = json.loads((project / "data/08_reporting/comparison/comparison.json").read_text())
+    text = (project / "data/08_reporting/comparison/comparison.json").read_text()
+    assert "NaN" not in text  # strict JSON: an absent figure is null
+    table = json.loads(text)
     assert [row["recipe"] for row in table["rows"]] == ["baseline", "verifiable", "next_token"]
+    assert table["rows"][0]["val_value_auroc"] is None  # the baseline trains no critic
     assert sorted((run["recipe"], run["seed"]) for run in table["runs"]) == sorted(
         (recipe, seed) for recipe in RECIPES.split(",") for seed in (0, 1))
     assert table["metrics"] == ["pass@1", "pass@2", "greedy_pass@1"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import platform
 import sys
@@ -143,7 +144,7 @@ def run_comparison(project_path: Path, *, recipes: Sequence[str], seeds: Sequenc
         })
         markdown = _document(table)
         with atomic_file(out_dir / "comparison.json") as handle:
-            json.dump(table, handle, indent=2, allow_nan=True)
+            json.dump(_strict(table), handle, indent=2, allow_nan=False)  # null, not NaN: any JSON reader
         with atomic_file(out_dir / "comparison.md") as handle:
             handle.write(markdown)
         if parent:
@@ -154,6 +155,17 @@ def run_comparison(project_path: Path, *, recipes: Sequence[str], seeds: Sequenc
         if parent:
             parent.fail()
         raise
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every non-finite float (a figure that does not exist) as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    return value
 
 
 def _document(table: Mapping[str, Any]) -> str:
