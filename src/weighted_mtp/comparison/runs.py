@@ -152,6 +152,8 @@ def run_one(spec: RunSpec, project_path: Path, out_dir: Path, *, mlflow: bool,
     with log_file.open("w", encoding="utf-8") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
+        # The project's own `kedro run` (trusted code, like torchrun's workers), not a program
+        # from a model or a dataset: those only ever run through weighted_mtp.execution.
         done = subprocess.run(command, cwd=project_path, stdout=log, stderr=subprocess.STDOUT,
                               env=child_environment(spec, parent_run_id if mlflow else None, mlflow_experiment),
                               check=False)
@@ -180,11 +182,12 @@ def ensure_runs(specs: Sequence[RunSpec], project_path: Path, out_dir: Path, *, 
     """
     records = []
     hashes = {spec.experiment: fingerprint(spec) for spec in specs}
-    todo = [spec for spec in specs if finished_record(out_dir, spec, hashes[spec.experiment]) is None]
+    finished = {spec.experiment: finished_record(out_dir, spec, hashes[spec.experiment]) for spec in specs}
+    todo = [spec for spec in specs if finished[spec.experiment] is None]
     report(f"{len(specs)} runs: {len(specs) - len(todo)} finished earlier (reused), {len(todo)} to run")
     spent: list[float] = []
     for spec in specs:
-        record = finished_record(out_dir, spec, hashes[spec.experiment])
+        record = finished[spec.experiment]
         if record is not None:
             report(f"  {spec.recipe} seed {spec.seed}: reused ({record.wall_time_s / 60:.1f} min when it ran)")
             records.append(record)

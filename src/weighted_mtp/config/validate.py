@@ -159,13 +159,7 @@ def validate_dataset(block: Mapping[str, Any]) -> schema.DatasetConfig:
     errors: list[str] = []
     built = _build(schema.DatasetConfig, block, "dataset", errors)
     if built is not None:
-        for path, rule in RANGES.items():
-            if not path.startswith("dataset."):
-                continue
-            value = getattr(built, path.split(".", 1)[1])
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and (
-                    not math.isfinite(value) or not rule(value)):
-                errors.append(f"{path}: {_RULE_TEXT[rule]}, found {value!r}")
+        _check_ranges(lambda path: getattr(built, path.split(".", 1)[1]), "dataset.", errors)
     if errors:
         lines = "\n".join(f"  - {e}" for e in errors)
         raise ValueError(f"Invalid parameters ({len(errors)} problem(s)):\n{lines}")
@@ -227,18 +221,25 @@ def _coerce(hint: Any, value: Any, path: str, errors: list[str]) -> Any:
     return value
 
 
+def _check_ranges(value_of: Callable[[str], Any], prefix: str, errors: list[str]) -> None:
+    """Apply the range table to the keys under ``prefix`` (all of them for "")."""
+    for path, rule in RANGES.items():
+        if not path.startswith(prefix):
+            continue
+        value = value_of(path)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue  # a type error, already reported
+        if not math.isfinite(value) or not rule(value):
+            errors.append(f"{path}: {_RULE_TEXT[rule]}, found {value!r}")
+
+
 def _check_values(config: schema.RunConfig, errors: list[str]) -> None:
     """Apply the choice and range tables, then the rules that relate two keys."""
     for path, choices in CHOICES.items():
         value = _lookup(config, path)
         if value not in choices:
             errors.append(f"{path}: must be one of {', '.join(choices)}, found {value!r}")
-    for path, rule in RANGES.items():
-        value = _lookup(config, path)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue  # a type error, already reported
-        if not math.isfinite(value) or not rule(value):
-            errors.append(f"{path}: {_RULE_TEXT[rule]}, found {value!r}")
+    _check_ranges(lambda path: _lookup(config, path), "", errors)
     stage2 = config.training.stage2
     if _numbers(stage2.weight_clip_min, stage2.weight_clip_max) and stage2.weight_clip_min > stage2.weight_clip_max:
         errors.append(

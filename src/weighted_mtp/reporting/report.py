@@ -11,11 +11,11 @@ from matplotlib.figure import Figure
 
 from weighted_mtp.config.schema import RunConfig
 from weighted_mtp.data import encode_records, has_labels
+from weighted_mtp.data.diff import bug_span, response_ids
 from weighted_mtp.reporting.token_html import render_token_report
 from weighted_mtp.reporting.token_plots import value_figures
 from weighted_mtp.reporting.token_weights import select_records, td_settings, token_weight_rows
 from weighted_mtp.runtime.device import resolve_device
-from weighted_mtp.data.diff import bug_span
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,7 @@ def correct_responses(
     correct = [record for record in records if record["is_correct"]]
     responses: dict[str, list[tuple[int, ...]]] = {}
     for record, row in zip(correct, encode_records(correct, tokenizer, max_length)):
-        ids = tuple(t for t, label in zip(row["input_ids"], row["labels"]) if label >= 0)
-        responses.setdefault(str(record["problem_id"]), []).append(ids)
+        responses.setdefault(str(record["problem_id"]), []).append(response_ids(row))
     return responses
 
 

@@ -28,7 +28,7 @@ import torch
 from weighted_mtp.data.diff import bug_span
 from weighted_mtp.runtime.distributed import all_gather_objects
 from weighted_mtp.value_weighting import build_weights
-from weighted_mtp.value_weighting.diagnostics import weigh
+from weighted_mtp.value_weighting.diagnostics import td_advantages
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def critic_rows(values: torch.Tensor, batch: Mapping[str, Any], td: Any) -> list
         td: Stage-2 weighting options (:class:`~weighted_mtp.training.steps.TDSettings`).
     """
     values = values.detach().float()
-    deltas, advantages, _ = weigh(values, batch, td)
+    deltas, advantages = td_advantages(values, batch, td)
     mask = batch["loss_mask"] != 0
     rows = []
     for b in range(values.shape[0]):

@@ -18,6 +18,16 @@ from .td import compute_td_errors
 from .weights import build_weights
 
 
+def td_advantages(values: torch.Tensor, batch: Mapping[str, Any], td: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(δ, A), each ``(B, S)``: TD errors, and GAE advantages when ``td_lambda`` > 0 (else δ)."""
+    mask = batch["loss_mask"]
+    deltas = compute_td_errors(values, batch["rewards"], mask, gamma=td.gamma,
+                               initial_value=td.initial_value, truncated=batch["truncated"])
+    if td.td_lambda > 0:
+        return deltas, compute_gae_advantages(deltas, mask, gamma=td.gamma, lam=td.td_lambda)
+    return deltas, deltas
+
+
 def weigh(
     values: torch.Tensor, batch: Mapping[str, Any], td: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -29,12 +39,7 @@ def weigh(
         td: Stage-2 weighting options (``beta``, ``gamma``, ``td_lambda``,
             ``initial_value``, ``clip_min``, ``clip_max``, ``normalize_mean``).
     """
-    mask = batch["loss_mask"]
-    deltas = compute_td_errors(values, batch["rewards"], mask, gamma=td.gamma,
-                               initial_value=td.initial_value, truncated=batch["truncated"])
-    advantages = deltas
-    if td.td_lambda > 0:
-        advantages = compute_gae_advantages(deltas, mask, gamma=td.gamma, lam=td.td_lambda)
-    weights = build_weights(advantages, mask, td.beta, td.clip_min, td.clip_max,  # this batch's own statistics
+    deltas, advantages = td_advantages(values, batch, td)
+    weights = build_weights(advantages, batch["loss_mask"], td.beta, td.clip_min, td.clip_max,  # this batch's own statistics
                             normalize_mean=td.normalize_mean)
     return deltas, advantages, weights
