@@ -78,7 +78,7 @@ def worker(args: argparse.Namespace) -> None:
     from weighted_mtp.models import MetaLlamaMTPAdapter
     from weighted_mtp.runtime import distributed
     from weighted_mtp.training.metrics_logger import HistoryBackend, MetricsLogger
-    from weighted_mtp.training.stages import run_stage2
+    from weighted_mtp.training.trainer import trainer_for
 
     torch.set_num_threads(args.threads)
     distributed.init_distributed("gloo", timeout_minutes=10)
@@ -89,9 +89,9 @@ def worker(args: argparse.Namespace) -> None:
     tokenizer = load_tokenizer(folder / "tokenizer")
     distributed.barrier()
     started = time.perf_counter()
-    result = run_stage2(model, tokenizer, data["train"], data["validation"], config,
-                        MetricsLogger([HistoryBackend()], is_main=distributed.is_main_process()),
-                        torch.device("cpu"), None, progress=False)
+    trainer = trainer_for("stage2", config,
+                          logger=MetricsLogger([HistoryBackend()], is_main=distributed.is_main_process()))
+    result = trainer.fit(model, tokenizer, data["train"], data["validation"], progress=False)
     seconds = time.perf_counter() - started
     if distributed.is_main_process():
         rates = [row["tokens_per_s"] for row in result.history if "tokens_per_s" in row][1:]

@@ -45,7 +45,7 @@ from weighted_mtp.data.jsonl import read_jsonl
 from weighted_mtp.models import create_micro_model
 from weighted_mtp.tracking.backend import MlflowBackend
 from weighted_mtp.training.metrics_logger import HistoryBackend, MetricsLogger
-from weighted_mtp.training.stages import run_stage2
+from weighted_mtp.training.trainer import trainer_for
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "tracking.json"
@@ -101,8 +101,8 @@ def one_run(mode: str, args: argparse.Namespace, config: Any, data: tuple, base_
         backends.append(mlflow_backend)
     logger = MetricsLogger(backends)
     started = time.perf_counter()
-    result = run_stage2(copy.deepcopy(base_model), tokenizer, train, validation, config, logger,
-                        torch.device("cpu"), None, progress=False)
+    result = trainer_for("stage2", config, logger=logger).fit(copy.deepcopy(base_model), tokenizer, train,
+                                                               validation, progress=False)
     seconds = time.perf_counter() - started
     rates = [row["tokens_per_s"] for row in result.history if "tokens_per_s" in row][1:]
     requests = getattr(mlflow_backend, "requests", None) if mode == "async" else (len(rates) + 1 if mode == "sync" else 0)

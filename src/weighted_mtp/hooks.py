@@ -42,7 +42,8 @@ from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_loggin
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from weighted_mtp.config import validate_config
+from weighted_mtp.config import validate_block, validate_config
+from weighted_mtp.config.schema import DistributedConfig
 from weighted_mtp.datasets.rank_zero import make_read_only, persisted_names
 from weighted_mtp.runtime import distributed
 from weighted_mtp.tracking.options import TrackingOptions, tracking_options
@@ -70,7 +71,7 @@ class ConfigHooks:
     def after_context_created(self, context: Any) -> None:
         self._params = context.params
 
-    @hook_impl
+    @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         from weighted_mtp.config.requirements import check_environment
 
@@ -114,7 +115,6 @@ class TrackingHooks:
             log.info("MLflow tracking is off (mlflow.enabled: false, or not rank 0): no run is recorded.")
             switch_catalog_logging(catalog, False)
             return
-        validate_config(self._context.params)  # a config error must not leave a FAILED run behind
         conf = self._context.config_loader["mlflow"]
         export_credentials(self._context, conf)
         check_tracking_server(conf["server"]["mlflow_tracking_uri"])
@@ -239,10 +239,11 @@ class DistributedHooks:
         """Join the process group before any node (and before the MLflow run starts)."""
         if not distributed.launched_distributed():
             return
-        config = validate_config(self._context.params)  # the same on every rank: all stop, or none
-        self._owned = distributed.init_distributed(
-            config.training.distributed.backend, config.training.distributed.timeout_minutes,
-            config.models.policy.device)
+        params = self._context.params  # ConfigHooks has validated them (tryfirst, registered last)
+        settings = validate_block(DistributedConfig, params["training"].get("distributed", {}),
+                                  "training.distributed")
+        self._owned = distributed.init_distributed(settings.backend, settings.timeout_minutes,
+                                                   params["models"]["policy"].get("device", "auto"))
         self._catch_sigterm()
 
     @hook_impl

@@ -69,7 +69,7 @@ def test_dry_run_prints_the_merged_parameters_as_yaml():
     expected = _params(env="verifiable", runtime_params={"training": {"stage2": {"beta": 2.0}, "log_interval": 5}})
     assert document["parameters"] == expected
     assert document["parameters"]["training"]["stage2"]["beta"] == 2.0
-    assert "validate_config" in document["nodes"]
+    assert "train_stage2" in document["nodes"]
     assert "build_datasets" in document["nodes"]
 
 

@@ -65,30 +65,32 @@ def _digest(model: Any) -> str:
 
 
 def _watch_stage2() -> None:
-    """Record the digest of the model the train_stage2 node returns on this rank."""
-    from weighted_mtp.pipelines.stage2 import nodes
+    """Record the digest of the model stage 2 ends with on this rank (what the train_stage2
+    node returns)."""
+    from weighted_mtp.training.trainer import Trainer
 
-    original = nodes.train_stage2_step
+    original = Trainer.cleanup
 
-    def watched(*args: Any, **kwargs: Any) -> Any:
-        model, summary = original(*args, **kwargs)
-        observed["stage2_digest"] = _digest(model)
-        return model, summary
+    def watched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        if result.stage == "stage2":
+            observed["stage2_digest"] = _digest(result.model)
+        return result
 
-    nodes.train_stage2_step = watched
+    Trainer.cleanup = watched
 
 
 def _fail_on_rank(fail_rank: int, fail_step: int) -> None:
-    from weighted_mtp.training import loop
+    from weighted_mtp.training import trainer
 
-    original = loop.train_step
+    original = trainer.train_step
 
     def failing(*args: Any, **kwargs: Any) -> Any:
         if RANK == fail_rank and kwargs.get("step") == fail_step:
             raise RuntimeError(f"injected failure on rank {RANK} at step {fail_step}")
         return original(*args, **kwargs)
 
-    loop.train_step = failing
+    trainer.train_step = failing
 
 
 def _write_observed(out: Path) -> None:

@@ -38,15 +38,10 @@ from weighted_mtp.runtime.parallel import (
 )
 from weighted_mtp.training.evaluate import evaluate_stage
 from weighted_mtp.training.schedule import build_optimizer, build_scheduler
-from weighted_mtp.training.stages import build_loader, set_trainable
-from weighted_mtp.training.steps import (
-    LossSums,
-    accumulate_batch,
-    objective_for,
-    summarize,
-    train_step,
-    trainable_parameters,
-)
+from weighted_mtp.training.objective import objective_for, set_trainable
+from weighted_mtp.training.step import accumulate_batch, train_step, trainable_parameters
+from weighted_mtp.training.sums import LossSums, summarize
+from weighted_mtp.training.trainer import build_loader
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +60,8 @@ def _evaluate(world: Path, batch_size: int) -> dict[str, dict[str, float]]:
     """Every stage's validation figures, with this process's shard of the rows."""
     model, dataset, config, pad = _dataset(world)
     loader, _ = build_loader(dataset, batch_size, pad, seed=0, shuffle=False, evaluation=True)
-    return {stage: evaluate_stage(model, loader, config, CPU, stage) for stage in STAGES}
+    return {stage: evaluate_stage(model, loader, objective_for(stage, config.training, config.project.recipe), CPU)
+            for stage in STAGES}
 
 
 def _step_batches(dataset: TokenizedDataset, pad: int, rank: int) -> list[dict[str, Any]]:
@@ -78,7 +74,7 @@ def _step_batches(dataset: TokenizedDataset, pad: int, rank: int) -> list[dict[s
 def _prepared(world: Path, strategy: str, rank: int, perturb: bool = False) -> tuple[Any, ...]:
     """The tiny model made data-parallel; rank 1's starting weights perturbed on request."""
     model, dataset, config, pad = _dataset(world)
-    set_trainable(model, trunk=True, heads=True, value_head=False)  # as run_pretrain does
+    set_trainable(model, trunk=True, heads=True, value_head=False)  # as the pretrain objective does
     if perturb and rank == 1:
         with torch.no_grad():
             for param in model.parameters():
@@ -93,7 +89,7 @@ def _prepared(world: Path, strategy: str, rank: int, perturb: bool = False) -> t
 
 
 def _step(model: Any, optimizer: Any, scheduler: Any, batch: dict, config: Any, step: int) -> dict[str, float]:
-    return train_step(model, [batch], objective_for("pretrain", config), optimizer, scheduler,
+    return train_step(model, [batch], objective_for("pretrain", config.training), optimizer, scheduler,
                       max_grad_norm=1.0, device=CPU, step=step)
 
 
@@ -103,7 +99,7 @@ def _train(world: Path, strategy: str, rank: int, scratch: Path) -> dict[str, An
     model, optimizer, scheduler, dataset, config, pad = _prepared(world, strategy, rank, perturb=True)
     batches = _step_batches(dataset, pad, rank)
     params = [p for _, p in trainable_parameters(model)]
-    accumulate_batch(model, batches[0], objective_for("pretrain", config), LossSums(4), backward=True)
+    accumulate_batch(model, batches[0], objective_for("pretrain", config.training), LossSums(4), backward=True)
     sync_gradients(params, model)
     grads = [_full(p.grad) for p in params]
     model.zero_grad(set_to_none=True)
@@ -137,7 +133,7 @@ def _no_target_gradient(world: Path, strategy: str, rank: int) -> list[torch.Ten
     if rank == 0:
         batch = {**batch, "labels": torch.full_like(batch["labels"], IGNORE_INDEX)}
     params = [p for _, p in trainable_parameters(model)]
-    accumulate_batch(model, batch, objective_for("pretrain", config), LossSums(4), backward=True)
+    accumulate_batch(model, batch, objective_for("pretrain", config.training), LossSums(4), backward=True)
     sync_gradients(params, model)
     return [_full(p.grad) for p in params]
 
@@ -210,7 +206,7 @@ def test_gradient_is_the_mean_of_the_ranks_gradients(ranks):
     torch.set_num_threads(1)
     model, dataset, config, pad = _dataset(ranks[0]["world"])
     set_trainable(model, trunk=True, heads=True, value_head=False)
-    objective = objective_for("pretrain", config)
+    objective = objective_for("pretrain", config.training)
     params = [p for _, p in trainable_parameters(model)]
     per_rank = []
     for rank in range(WORLD):
@@ -230,7 +226,7 @@ def test_a_rank_without_targets_still_joins_the_reduction(ranks):
     torch.set_num_threads(1)
     model, dataset, config, pad = _dataset(ranks[0]["world"])
     set_trainable(model, trunk=True, heads=True, value_head=False)
-    accumulate_batch(model, _step_batches(dataset, pad, 1)[0], objective_for("pretrain", config),
+    accumulate_batch(model, _step_batches(dataset, pad, 1)[0], objective_for("pretrain", config.training),
                      LossSums(4), backward=True)
     half = [p.grad / 2 for _, p in trainable_parameters(model)]
     for strategy in ("ddp", "fsdp"):
@@ -242,7 +238,7 @@ def test_step_figures_cover_both_ranks_batches(ranks):
     """The logged train loss is token-weighted over the global batch, on every rank."""
     torch.set_num_threads(1)
     model, dataset, config, pad = _dataset(ranks[0]["world"])
-    objective = objective_for("pretrain", config)
+    objective = objective_for("pretrain", config.training)
     sums = LossSums(4)
     with torch.no_grad():
         for rank in range(WORLD):

@@ -28,8 +28,8 @@ def _worker(rank: int, world: str, out: str, port: int) -> None:
     from weighted_mtp.runtime import distributed
     from weighted_mtp.runtime.parallel import is_sharded, model_state, prepare_model
     from weighted_mtp.training.schedule import build_optimizer, build_scheduler
-    from weighted_mtp.training.stages import set_trainable
-    from weighted_mtp.training.steps import objective_for, train_step, trainable_parameters
+    from weighted_mtp.training.objective import objective_for, set_trainable
+    from weighted_mtp.training.step import train_step, trainable_parameters
 
     os.environ.update(torchrun_env(rank, 2, port))
     assert distributed.init_distributed("auto", timeout_minutes=2, device_spec="auto")
@@ -45,7 +45,7 @@ def _worker(rank: int, world: str, out: str, port: int) -> None:
             batch = MTPCollator(resolve_pad_token_id(tokenizer))([dataset[i] for i in range(3 * rank, 3 * rank + 3)])
             optimizer = build_optimizer(trainable_parameters(model), 1e-3, 0.0)
             scheduler = build_scheduler(optimizer, 2, 0.0)
-            figures = [train_step(model, [batch], objective_for("stage2", config), optimizer, scheduler,
+            figures = [train_step(model, [batch], objective_for("stage2", config.training), optimizer, scheduler,
                                   max_grad_norm=1.0, device=device, step=i + 1) for i in range(2)]
             results[strategy] = {"sharded": is_sharded(model), "loss": figures[-1]["loss"],
                                  "state": {k: v.float().cpu() for k, v in model_state(model).items()}}

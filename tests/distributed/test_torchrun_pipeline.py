@@ -25,7 +25,8 @@ from weighted_mtp.data import TokenizedDataset, load_tokenizer, read_jsonl, reso
 from weighted_mtp.models import MetaLlamaMTPAdapter
 from weighted_mtp.training.checkpoint import load_checkpoint
 from weighted_mtp.training.evaluate import evaluate_stage
-from weighted_mtp.training.stages import build_loader
+from weighted_mtp.training.objective import objective_for
+from weighted_mtp.training.trainer import build_loader
 
 pytestmark = pytest.mark.slow
 
@@ -117,7 +118,7 @@ def test_validation_equals_one_process_on_the_same_data(run):
     dataset = TokenizedDataset(rows, tokenizer, config.dataset.max_length, drop_unlabelled=True)
     loader, _ = build_loader(dataset, 16, resolve_pad_token_id(tokenizer), seed=0, shuffle=False, evaluation=True)
     model = MetaLlamaMTPAdapter.from_pretrained(project / "data/07_model_output/best_model/default")
-    expected = evaluate_stage(model, loader, config, torch.device("cpu"), "stage2")
+    expected = evaluate_stage(model, loader, objective_for("stage2", config.training), torch.device("cpu"))
     for key in ("val_loss", "val_mtp_loss", "val_value_loss", "val_weighted_mtp_loss", "val_tokens"):
         assert reported[key] == pytest.approx(expected[key], rel=1e-5), key
 

@@ -27,7 +27,7 @@ from weighted_mtp.reporting import (
 )
 from weighted_mtp.reporting.report import correct_responses, with_bug_spans
 from weighted_mtp.reporting.token_html import HIGH, LOW
-from weighted_mtp.training.steps import TDSettings
+from weighted_mtp.config.schema import Stage2Config
 from weighted_mtp.value_weighting import build_weights, compute_gae_advantages, compute_td_errors
 
 MAX_LENGTH = 256
@@ -67,9 +67,9 @@ def model(tokenizer, tmp_path_factory):
                               n_heads=2, n_kv_heads=1, max_seq_len=MAX_LENGTH)
 
 
-def _settings(td_lambda: float = 0.0) -> TDSettings:
-    return TDSettings(beta=0.9, gamma=1.0, td_lambda=td_lambda, initial_value=0.5,
-                      clip_min=0.1, clip_max=5.0, normalize_mean=False)
+def _settings(td_lambda: float = 0.0) -> Stage2Config:
+    return Stage2Config(beta=0.9, gamma=1.0, td_lambda=td_lambda, initial_value=0.5,
+                        weight_clip_min=0.1, weight_clip_max=5.0, normalize_mean=False)
 
 
 class _Spans(HTMLParser):
@@ -87,7 +87,7 @@ class _Spans(HTMLParser):
             self.sections[-1].append(attributes)
 
 
-def _expected(model, tokenizer, records, td: TDSettings) -> tuple[torch.Tensor, dict]:
+def _expected(model, tokenizer, records, td: Stage2Config) -> tuple[torch.Tensor, dict]:
     """The weighting module applied directly to the collated batch of ``records``."""
     batch = MTPCollator(resolve_pad_token_id(tokenizer))(encode_records(records, tokenizer, MAX_LENGTH))
     with torch.no_grad():
@@ -95,7 +95,7 @@ def _expected(model, tokenizer, records, td: TDSettings) -> tuple[torch.Tensor, 
     deltas = compute_td_errors(values, batch["rewards"], batch["loss_mask"], gamma=td.gamma,
                                initial_value=td.initial_value, truncated=batch["truncated"])
     x = compute_gae_advantages(deltas, batch["loss_mask"], gamma=td.gamma, lam=td.td_lambda) if td.td_lambda else deltas
-    weights = build_weights(x, batch["loss_mask"], td.beta, td.clip_min, td.clip_max)
+    weights = build_weights(x, batch["loss_mask"], td.beta, td.weight_clip_min, td.weight_clip_max)
     return weights, {"batch": batch, "values": values, "deltas": deltas}
 
 

@@ -34,7 +34,7 @@ def test_build_lists_every_node_of_the_default_pipeline(viz_main):
     expected = {node.name for node in register_pipelines()["__default__"].nodes}
     tasks = {node["name"] for node in viz_main["nodes"] if node["type"] == "task"}
     assert tasks == expected
-    assert {"validate_config", "build_datasets", "load_tokenizer", "load_model", "pretrain_micro",
+    assert {"build_datasets", "load_tokenizer", "load_model", "pretrain_micro",
             "train_stage1", "train_stage2", "save_best", "evaluate", "report_metrics",
             "report_token_weights", "plot_token_weight_histogram"} <= tasks
 
@@ -44,7 +44,7 @@ def test_layers_are_ordered_and_every_persisted_dataset_has_one(viz_main):
     assert viz_main["layers"] == LAYERS
     layers = {node["name"]: node.get("layer") for node in viz_main["nodes"] if node["type"] == "data"}
     unlayered = {name for name, layer in layers.items() if layer is None}
-    assert unlayered == {"run_config"}  # the validated parameters: config, not data
+    assert unlayered == set()  # no config travels as a dataset: nodes take their params: blocks
     assert layers["token_weights_report"] == layers["token_value_plots"] == "reporting"
     assert layers["best_model"] == "model_output" and layers["alpaca_records"] == "primary"
 

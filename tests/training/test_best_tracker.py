@@ -6,11 +6,8 @@ import logging
 import math
 
 import pytest
-import torch
 
 from weighted_mtp.training.best_tracker import BestTracker
-from weighted_mtp.training.checkpoint import save_checkpoint
-from weighted_mtp.training.loop import handle_evaluation
 
 
 def test_improvement_only_on_strictly_lower_finite_values():
@@ -45,22 +42,3 @@ def test_state_round_trip():
     restored = BestTracker("val_loss", patience=3)
     restored.load_state_dict(tracker.state_dict())
     assert restored.state_dict() == tracker.state_dict()
-
-
-def test_best_checkpoint_written_only_on_improvement(tmp_path):
-    """A fake metric sequence through the tracker and the loop's evaluation hook."""
-    tracker = BestTracker("val_loss", patience=0)
-    path = tmp_path / "checkpoint_stage2_best.pt"
-    writes: list[int] = []
-    sequence = [3.0, 2.0, 2.5, 1.0, math.nan, 1.5]
-    for step, value in enumerate(sequence, start=1):
-
-        def save_best(step=step, value=value):
-            writes.append(step)
-            return save_checkpoint(path, {"global_step": step, "val_loss": value})
-
-        result = handle_evaluation({"val_loss": value}, step, tracker, save_best)
-        assert (result == path) == (step in (1, 2, 4))
-    assert writes == [1, 2, 4]
-    saved = torch.load(path, weights_only=True)
-    assert saved == {"global_step": 4, "val_loss": 1.0}

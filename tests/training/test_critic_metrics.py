@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from training_helpers import CPU
+from training_helpers import CPU, run_stage
 
 from weighted_mtp.data import MTPCollator, TokenizedDataset, resolve_pad_token_id
 from weighted_mtp.training.critic_metrics import (
@@ -20,10 +20,11 @@ from weighted_mtp.training.critic_metrics import (
     with_global_weights,
 )
 from weighted_mtp.training.evaluate import evaluate_stage
-from weighted_mtp.training.steps import TDSettings, td_settings
+from weighted_mtp.config.schema import Stage2Config
+from weighted_mtp.training.objective import objective_for
 
-TD = TDSettings(beta=1.0, gamma=1.0, td_lambda=0.0, initial_value=0.5, clip_min=0.1,
-                clip_max=5.0, normalize_mean=False)
+TD = Stage2Config(beta=1.0, gamma=1.0, td_lambda=0.0, initial_value=0.5, weight_clip_min=0.1,
+                  weight_clip_max=5.0, normalize_mean=False)
 
 
 def test_auroc_counts_pairs_and_half_ties():
@@ -134,10 +135,10 @@ def test_evaluate_stage_reports_the_critic(make_adapter, tokenizer, val_records,
     dataset = TokenizedDataset(val_records, tokenizer, 64)
     collate = MTPCollator(resolve_pad_token_id(tokenizer))
     batches = [collate([dataset[i] for i in range(len(dataset))])]
-    figures = evaluate_stage(adapter, batches, config, CPU, "stage1")
+    figures = evaluate_stage(adapter, batches, objective_for("stage1", config.training, "verifiable"), CPU)
     with torch.no_grad():
         values = adapter.values_from_trunk(adapter.trunk_forward(batches[0]["input_ids"]))
-    td = td_settings(config.training.stage2)
+    td = config.training.stage2
     expected = critic_figures(with_global_weights(critic_rows(values, batches[0], td), td))
     for key in ("value_auroc", "value_auroc_within_problem", "bug_hit_rate", "bug_hit_chance"):
         assert figures[f"val_{key}"] == pytest.approx(expected[key], nan_ok=True)
@@ -168,25 +169,18 @@ def test_mark_first_errors_finds_the_first_differing_response_token():
 
 def test_stage1_with_first_error_targets_regresses_prefixes_to_one(make_adapter, tokenizer, train_records,
                                                                    val_records, make_config, tmp_path):
-    from weighted_mtp.training.metrics_logger import HistoryBackend, MetricsLogger
-    from weighted_mtp.training.stages import run_stage1
-
     config = make_config({"training": {"stage1": {"n_epochs": 0.4, "value_target": "first_error"}}})
     outcome = make_config({"training": {"stage1": {"n_epochs": 0.4}}})
-    runs = [run_stage1(make_adapter(), tokenizer, train_records, val_records, cfg, MetricsLogger([HistoryBackend()]),
-                       CPU, tmp_path / name, progress=False) for name, cfg in (("fe", config), ("out", outcome))]
+    runs = [run_stage("stage1", make_adapter(), tokenizer, train_records, val_records, cfg, tmp_path / name)
+            for name, cfg in (("fe", config), ("out", outcome))]
     # Same model, same data: only the targets differ, so the value losses differ.
     assert runs[0].metrics["val_value_loss"] != pytest.approx(runs[1].metrics["val_value_loss"])
 
 
 def test_stage2_with_first_error_targets_trains(make_adapter, tokenizer, train_records, val_records, make_config,
                                                 tmp_path):
-    from weighted_mtp.training.metrics_logger import HistoryBackend, MetricsLogger
-    from weighted_mtp.training.stages import run_stage2
-
     config = make_config({"training": {"stage2": {"n_epochs": 0.4, "value_target": "first_error"}}})
-    result = run_stage2(make_adapter(), tokenizer, train_records, val_records, config,
-                        MetricsLogger([HistoryBackend()]), CPU, tmp_path, progress=False)
+    result = run_stage("stage2", make_adapter(), tokenizer, train_records, val_records, config, tmp_path)
     assert result.global_step == 2 and math.isfinite(result.metrics["val_value_loss"])
     assert result.metrics["val_bug_responses"] == 2
 
@@ -200,7 +194,7 @@ def test_weights_are_whitened_over_all_rows_whatever_the_batching():
     together = with_global_weights(rows, TD)
     x = torch.tensor([a for row in rows for a in row.advantages], dtype=torch.float64)
     z = (x - x.mean()) / (x.std() + 1e-8)
-    expected = torch.exp(z / TD.beta).clamp(TD.clip_min, TD.clip_max)
+    expected = torch.exp(z / TD.beta).clamp(TD.weight_clip_min, TD.weight_clip_max)
     assert torch.allclose(torch.tensor([w for row in together for w in row.weights], dtype=torch.float64), expected)
     # the same rows met in another order (another sharding) get the same weights
     shuffled = with_global_weights(rows[::-1], TD)[::-1]

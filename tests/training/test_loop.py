@@ -11,13 +11,12 @@ import re
 
 import pytest
 import torch
-from training_helpers import CPU, train_losses
+from training_helpers import run_stage, train_losses
 
-from weighted_mtp.training import loop
+from weighted_mtp.training import trainer as loop
 from weighted_mtp.training.checkpoint import load_checkpoint
-from weighted_mtp.training.loop import plan_steps
 from weighted_mtp.training.metrics_logger import ConsoleBackend, HistoryBackend, MetricsLogger
-from weighted_mtp.training.stages import run_stage2
+from weighted_mtp.training.trainer import plan_steps, resume_path
 
 # 18 training rows, batch_size 4 → 5 micro-batches (= steps) per epoch.
 STEPS_PER_EPOCH = 5
@@ -26,16 +25,15 @@ STEPS_PER_EPOCH = 5
 def _stage2(make_adapter, tokenizer, train_records, val_records, config, tmp_path, **kwargs):
     logger = kwargs.pop("logger", MetricsLogger([HistoryBackend()]))
     adapter = kwargs.pop("adapter", None) or make_adapter()
-    return run_stage2(adapter, tokenizer, train_records, val_records, config, logger, CPU,
-                      tmp_path, progress=False, **kwargs)
+    return run_stage("stage2", adapter, tokenizer, train_records, val_records, config, tmp_path,
+                     logger=logger, **kwargs)
 
 
 def test_plan_steps_fractional_epochs():
-    assert plan_steps(5, 1, 1.6).total_steps == 8
-    assert plan_steps(5, 1, 0.5).total_steps == 2  # int(2.5)
-    assert plan_steps(5, 1, 0.01).total_steps == 1  # at least one step
-    accumulated = plan_steps(5, 2, 1.0)  # the 5th micro-batch of an epoch is not used
-    assert (accumulated.steps_per_epoch, accumulated.total_steps) == (2, 2)
+    assert plan_steps(5, 1, 1.6) == (5, 8)
+    assert plan_steps(5, 1, 0.5) == (5, 2)  # int(2.5)
+    assert plan_steps(5, 1, 0.01) == (5, 1)  # at least one step
+    assert plan_steps(5, 2, 1.0) == (2, 2)  # the 5th micro-batch of an epoch is not used
     with pytest.raises(ValueError, match="gradient_accumulation_steps is 6"):
         plan_steps(5, 6, 1.0)
 
@@ -187,9 +185,7 @@ def test_gradient_accumulation_counts_optimizer_steps(make_adapter, tokenizer, t
 
 
 def test_configured_resume_from_of_another_stage_is_ignored(tmp_path):
-    from weighted_mtp.training.stages import _resume_path
-
     other = str(tmp_path / "checkpoint_stage2_step_4.pt")
-    assert _resume_path("stage1", None, other) is None
-    assert _resume_path("stage2", None, other) == tmp_path / "checkpoint_stage2_step_4.pt"
-    assert _resume_path("stage1", tmp_path / "x.pt", other) == tmp_path / "x.pt"  # explicit wins
+    assert resume_path("stage1", None, other) is None
+    assert resume_path("stage2", None, other) == tmp_path / "checkpoint_stage2_step_4.pt"
+    assert resume_path("stage1", tmp_path / "x.pt", other) == tmp_path / "x.pt"  # explicit wins

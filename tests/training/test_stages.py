@@ -6,14 +6,13 @@ import math
 
 import pytest
 import torch
-from training_helpers import CPU, train_losses
+from training_helpers import CPU, run_stage, train_losses
 
 from weighted_mtp.data import MTPCollator, TokenizedDataset, resolve_pad_token_id
 from weighted_mtp.training.evaluate import evaluate_stage
 from weighted_mtp.training.losses import per_token_ce, value_state_mask
-from weighted_mtp.training.metrics_logger import HistoryBackend, MetricsLogger
-from weighted_mtp.training.stages import run_pretrain, run_stage1, run_stage2
-from weighted_mtp.training.steps import objective_for
+from weighted_mtp.pipelines.stage1.nodes import train_stage1
+from weighted_mtp.training.objective import objective_for
 
 
 def _snapshot(adapter) -> dict[str, list[torch.Tensor]]:
@@ -30,10 +29,6 @@ def _changed(before, adapter) -> dict[str, bool]:
             for part in before}
 
 
-def _logger() -> MetricsLogger:
-    return MetricsLogger([HistoryBackend()])
-
-
 @pytest.mark.parametrize("weighting", ["td", "uniform", "rho1"])
 def test_each_stage2_weighting_trains(weighting, make_adapter, tokenizer, train_records,
                                       val_records, make_config, tmp_path):
@@ -45,9 +40,8 @@ def test_each_stage2_weighting_trains(weighting, make_adapter, tokenizer, train_
     adapter = make_adapter()
     before = _snapshot(adapter)
     reference = make_adapter() if weighting == "rho1" else None
-    result = run_stage2(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
-                        tmp_path, reference=reference, progress=False)
-    assert result.global_step == 2 and result.adapter is adapter
+    result = run_stage("stage2", adapter, tokenizer, train_records, val_records, config, tmp_path, reference=reference)
+    assert result.global_step == 2 and result.model is adapter
     assert all(math.isfinite(loss) for _, loss in train_losses(result.history))
     assert _changed(before, adapter) == {"trunk": True, "heads": True, "value": value_coef > 0}
     weights_mean = result.metrics.get("weights/mean")
@@ -66,8 +60,7 @@ def test_rho1_stage2_needs_a_reference(make_adapter, tokenizer, train_records, v
     config = make_config({"project": {"recipe": "rho1"},
                           "training": {"stage2": {"weighting": "rho1", "value_coef": 0.0}}})
     with pytest.raises(ValueError, match="no reference model was given"):
-        run_stage2(make_adapter(), tokenizer, train_records, val_records, config, _logger(), CPU,
-                   tmp_path)
+        run_stage("stage2", make_adapter(), tokenizer, train_records, val_records, config, tmp_path)
 
 
 @pytest.mark.parametrize("freeze_trunk", [True, False])
@@ -77,27 +70,28 @@ def test_stage1_verifiable_trains_the_value_head_only(freeze_trunk, make_adapter
     config = make_config({"training": {"stage1": {"n_epochs": 0.4, "freeze_trunk": freeze_trunk}}})
     adapter = make_adapter()
     before = _snapshot(adapter)
-    result = run_stage1(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
-                        tmp_path, progress=False)
-    assert result.adapter is adapter
+    result = run_stage("stage1", adapter, tokenizer, train_records, val_records, config, tmp_path)
+    assert result.model is adapter
     assert _changed(before, adapter) == {"trunk": not freeze_trunk, "heads": False, "value": True}
     assert result.metrics["val_loss"] == result.metrics["val_value_loss"]
     assert "val_value_explained_variance" in result.metrics
     assert result.best_checkpoint.name == "checkpoint_stage1_best.pt"
 
 
-def test_stage1_rho1_tunes_a_copy_as_reference(make_adapter, tokenizer, train_records,
+def test_stage1_node_under_rho1_tunes_a_copy_as_reference(make_adapter, tokenizer, train_records,
                                                val_records, make_config, tmp_path):
     config = make_config({"project": {"recipe": "rho1"}, "training": {
         "stage1": {"n_epochs": 0.4}, "stage2": {"weighting": "rho1", "value_coef": 0.0}}})
     adapter = make_adapter()
     before = _snapshot(adapter)
-    result = run_stage1(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
-                        tmp_path, progress=False)
-    assert result.adapter is not adapter
+    project = {**config.raw["project"], "checkpoint_dir": str(tmp_path)}
+    reference, record = train_stage1(adapter, tokenizer, train_records, val_records, project,
+                                     config.raw["training"], config.raw["models"]["policy"], 64)
+    assert reference is not adapter
     assert _changed(before, adapter) == {"trunk": False, "heads": False, "value": False}
-    assert _changed(before, result.adapter) == {"trunk": True, "heads": True, "value": False}
-    assert result.metrics["val_loss"] == result.metrics["val_mtp_loss"]
+    assert _changed(before, reference) == {"trunk": True, "heads": True, "value": False}
+    assert record["metrics"]["val_loss"] == record["metrics"]["val_mtp_loss"]
+    assert record["recipe"] == "rho1" and record["best_checkpoint"].endswith("checkpoint_stage1_best.pt")
 
 
 def test_pretrain_trains_trunk_and_heads_without_checkpoints(make_adapter, tokenizer,
@@ -106,8 +100,7 @@ def test_pretrain_trains_trunk_and_heads_without_checkpoints(make_adapter, token
     config = make_config({"training": {"pretrain": {"n_epochs": 0.4}}})
     adapter = make_adapter()
     before = _snapshot(adapter)
-    result = run_pretrain(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
-                          progress=False)
+    result = run_stage("pretrain", adapter, tokenizer, train_records, val_records, config)
     assert _changed(before, adapter) == {"trunk": True, "heads": True, "value": False}
     assert result.final_checkpoint is None and result.best_checkpoint is None
     losses = [loss for _, loss in train_losses(result.history)]
@@ -126,7 +119,7 @@ def test_evaluate_stage_is_token_weighted_and_restores_mode(make_adapter, tokeni
     config = make_config()
     adapter = make_adapter().train()
     batches = _two_batches(tokenizer, val_records)
-    figures = evaluate_stage(adapter, batches, config, CPU, "pretrain")
+    figures = evaluate_stage(adapter, batches, objective_for("pretrain", config.training), CPU)
     assert adapter.training
     sums, counts, per_batch = [0.0] * 4, [0] * 4, []
     with torch.no_grad():
@@ -150,7 +143,7 @@ def test_evaluate_stage_value_loss_is_token_weighted(make_adapter, tokenizer, va
     config = make_config()
     adapter = make_adapter().eval()
     batches = _two_batches(tokenizer, val_records)
-    figures = evaluate_stage(adapter, batches, config, CPU, "stage1")
+    figures = evaluate_stage(adapter, batches, objective_for("stage1", config.training, config.project.recipe), CPU)
     assert not adapter.training
     total, count = 0.0, 0.0
     with torch.no_grad():
@@ -171,8 +164,7 @@ def test_next_token_stage2_trains_head_zero_alone(make_adapter, tokenizer, train
     adapter = make_adapter()
     extra_heads = [p.detach().clone() for p in adapter.transformer.extra_heads.parameters()]
     head0 = [p.detach().clone() for p in adapter.transformer.layers[-1].parameters()]
-    result = run_stage2(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
-                        tmp_path, progress=False)
+    result = run_stage("stage2", adapter, tokenizer, train_records, val_records, config, tmp_path)
     assert result.global_step == 2
     assert all(torch.equal(a, b) for a, b in zip(extra_heads, adapter.transformer.extra_heads.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(head0, adapter.transformer.layers[-1].parameters()))
@@ -184,7 +176,7 @@ def test_loss_heads_beyond_the_model_is_a_clear_error(make_adapter, tokenizer, t
                                                       val_records, make_config, tmp_path):
     config = make_config({"project": {"recipe": "next_token"}, "training": {"stage1": {"enabled": False}, "stage2": {
         "n_epochs": 0.4, "weighting": "uniform", "value_coef": 0.0, "loss_heads": 1}}})
-    objective = objective_for("stage2", config)
+    objective = objective_for("stage2", config.training)
     with pytest.raises(ValueError, match="loss_heads is 1 but the model has 0 heads"):
         objective.n_loss_heads(0)
 
@@ -202,8 +194,7 @@ def test_stage1_block_critic_trains_its_own_block_and_leaves_the_policy(tokenize
     before = _snapshot(adapter)
     config = make_config({"models": {"policy": {"value_head": "block"}},
                           "training": {"stage1": {"n_epochs": 0.4, "learning_rate": 1e-3}}})
-    result = run_stage1(adapter, tokenizer, train_records, val_records, config, _logger(), CPU,
-                        tmp_path, progress=False)
+    result = run_stage("stage1", adapter, tokenizer, train_records, val_records, config, tmp_path)
     assert _changed(before, adapter) == {"trunk": False, "heads": False, "value": True}
     assert any(not torch.equal(a, b) for a, b in zip(block_before, adapter.value_head.block.parameters()))
     assert 0.0 <= result.metrics["val_value_auroc"] <= 1.0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from weighted_mtp.training.steps import LossSums, Objective, summarize
+from weighted_mtp.training.objective import Objective
+from weighted_mtp.training.sums import LossSums, summarize
 
 WEIGHTS_ONLY = Objective("stage2", train_ce=False, train_value=False, report_value=False, value_coef=0.0)
 

@@ -15,7 +15,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from weighted_mtp.training.losses import ExplainedVarianceAccumulator, value_state_mask
-from weighted_mtp.training.steps import TDSettings, td_weights
+from weighted_mtp.config.schema import Stage2Config
+from weighted_mtp.training.step import td_weights
 from weighted_mtp.value_weighting import TDStatsEMA, compute_td_errors
 
 WORLD_SIZE = 2
@@ -38,7 +39,7 @@ def _compute(values: torch.Tensor, rewards: torch.Tensor, mask: torch.Tensor) ->
     accumulator.update(values, rewards, value_state_mask(mask))
     return {
         "weights": td_weights(values, {"rewards": rewards, "loss_mask": mask, "truncated": None},
-                              TDSettings(0.9, 1.0, 0.0, 0.5, 0.1, 5.0, False), mask),
+                              Stage2Config(beta=0.9, gamma=1.0, td_lambda=0.0, initial_value=0.5), mask),
         "ema": ema_stats,
         "explained_variance": accumulator.compute(),
     }

@@ -306,3 +306,14 @@ def plain_copy(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain_copy(v) for v in value]
     return value
+
+
+def validate_block(model_cls: type, block: Mapping[str, Any], path: str) -> Any:
+    """One params block (``params:training`` …) as its config type (temporary: replaced by
+    the pydantic models)."""
+    errors: list[str] = []
+    built = _build(model_cls, block, path, errors)
+    if errors:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        raise ValueError(f"Invalid parameters ({len(errors)} problem(s)):\n{lines}")
+    return built

@@ -11,7 +11,6 @@ from weighted_mtp.reporting.token_plots import value_figures
 from weighted_mtp.reporting.token_weights import (
     TokenRow,
     select_records,
-    td_settings,
     token_weight_rows,
 )
 from weighted_mtp.value_weighting.diagnostics import weigh
@@ -24,7 +23,6 @@ __all__ = [
     "load_history",
     "render_token_report",
     "select_records",
-    "td_settings",
     "token_weight_report",
     "token_weight_rows",
     "value_figures",

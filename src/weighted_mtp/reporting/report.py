@@ -1,4 +1,4 @@
-"""The token-weight report of a run: the page and the figures, from the validated config."""
+"""The token-weight report of a run: the page and the figures, from the validated training block."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from weighted_mtp.config.schema import RunConfig
+from weighted_mtp.config.schema import TrainingConfig
 from weighted_mtp.data import encode_records, has_labels
 from weighted_mtp.data.diff import bug_span, response_ids
 from weighted_mtp.reporting.token_html import render_token_report
 from weighted_mtp.reporting.token_plots import value_figures
-from weighted_mtp.reporting.token_weights import select_records, td_settings, token_weight_rows
+from weighted_mtp.reporting.token_weights import select_records, token_weight_rows
 from weighted_mtp.runtime.device import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,11 @@ def token_weight_report(
     model: Any,
     tokenizer: Any,
     validation: Sequence[Mapping[str, Any]],
-    config: RunConfig,
+    training: TrainingConfig,
+    *,
+    device: str,
+    max_length: int,
+    heading: str,
     rows_per_outcome: int = ROWS_PER_OUTCOME,
 ) -> tuple[str, dict[str, Figure]]:
     """HTML page and value figures for a few validation solutions, weighted as in stage 2.
@@ -37,23 +41,24 @@ def token_weight_report(
         tokenizer: Its tokenizer.
         validation: Validation records; ``rows_per_outcome`` correct and incorrect ones
             are shown.
-        config: The validated run config (stage-2 weighting options, ``max_length``, device).
+        training: The ``training`` block (stage-2 weighting options; notes on stage 1).
+        device: ``models.policy.device``.
+        max_length: ``dataset.max_length``.
+        heading: The page's title.
         rows_per_outcome: How many correct and how many incorrect solutions.
 
     Returns:
         ``(html, {png_name: figure})``.
     """
-    td = td_settings(config.training.stage2)
-    device = resolve_device(config.models.policy.device)
-    records = select_records(labelled_records(validation, tokenizer, config.dataset.max_length),
-                             rows_per_outcome, rows_per_outcome)
-    rows = token_weight_rows(model.to(device), tokenizer, records, td, config.dataset.max_length, device)
-    rows = with_bug_spans(rows, correct_responses(validation, tokenizer, config.dataset.max_length))
+    td = training.stage2
+    where = resolve_device(device)
+    records = select_records(labelled_records(validation, tokenizer, max_length), rows_per_outcome, rows_per_outcome)
+    rows = token_weight_rows(model.to(where), tokenizer, records, td, max_length, where)
+    rows = with_bug_spans(rows, correct_responses(validation, tokenizer, max_length))
     logger.info("Token-weight report: %d solutions, %d response tokens",
                 len(rows), sum(len(row.tokens) for row in rows))
-    heading = f"Token weights: {config.project.experiment} (recipe {config.project.recipe})"
-    page = render_token_report(rows, td, heading, recipe_notes(config))
-    return page, value_figures(rows, td.clip_min, td.clip_max)
+    page = render_token_report(rows, td, heading, recipe_notes(training))
+    return page, value_figures(rows, td.weight_clip_min, td.weight_clip_max)
 
 
 def correct_responses(
@@ -84,9 +89,9 @@ def labelled_records(
     return [record for record, row in zip(records, rows) if has_labels(row)]
 
 
-def recipe_notes(config: RunConfig) -> list[str]:
+def recipe_notes(training: TrainingConfig) -> list[str]:
     """Sentences that keep a reader from over-reading the page for this recipe."""
-    stage1, stage2 = config.training.stage1, config.training.stage2
+    stage1, stage2 = training.stage1, training.stage2
     notes = ["Hover over a token for V_t (value after it), δ_t (its TD error) and w_t "
              "(its weight). In an incorrect solution, underlined tokens differ from the nearest correct "
              "solution of the same problem: where the bug is. Weights are whitened over the tokens shown here, so they show the "

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 
 from weighted_mtp.reporting.token_weights import TokenRow
-from weighted_mtp.training.steps import TDSettings
+from weighted_mtp.config.schema import Stage2Config
 
 WHITE = (255, 255, 255)
 LOW = (67, 147, 195)    # blue: the critic down-weights this token
@@ -56,7 +56,7 @@ def weight_colour(weight: float, clip_min: float, clip_max: float) -> str:
 
 
 def render_token_report(
-    rows: Sequence[TokenRow], td: TDSettings, heading: str, notes: Sequence[str] = ()
+    rows: Sequence[TokenRow], td: Stage2Config, heading: str, notes: Sequence[str] = ()
 ) -> str:
     """The whole page: heading, settings, legend, then one section per row.
 
@@ -71,14 +71,14 @@ def render_token_report(
     """
     n_tokens = sum(len(row.tokens) for row in rows)
     settings = (f"β = {td.beta:g}, γ = {td.gamma:g}, λ = {td.td_lambda:g}, initial value "
-                f"{td.initial_value:g}, clip [{td.clip_min:g}, {td.clip_max:g}]"
+                f"{td.initial_value:g}, clip [{td.weight_clip_min:g}, {td.weight_clip_max:g}]"
                 f"{', normalised to mean 1' if td.normalize_mean else ''}. {len(rows)} solutions, "
                 f"{n_tokens} response tokens, whitened together.")
     parts = [
         f"<h1>{_text(heading)}</h1>",
         f'<p class="settings">{_text(settings)}</p>',
         *(f'<p class="note">{_text(note)}</p>' for note in notes),
-        _legend(td.clip_min, td.clip_max),
+        _legend(td.weight_clip_min, td.weight_clip_max),
         *(_section(row, td) for row in rows),
     ]
     body = "\n".join(parts)
@@ -87,7 +87,7 @@ def render_token_report(
             f"<style>{_CSS}</style>\n{body}\n</div></body></html>\n")
 
 
-def _section(row: TokenRow, td: TDSettings) -> str:
+def _section(row: TokenRow, td: Stage2Config) -> str:
     """One solution: outcome, value trajectory summary, prompt (folded), coloured tokens."""
     outcome = "correct" if row.is_correct else "incorrect"
     mark = "✓" if row.is_correct else "✗"
@@ -108,13 +108,13 @@ def _section(row: TokenRow, td: TDSettings) -> str:
             f'<pre class="code">{spans}</pre></section>')
 
 
-def _token_span(row: TokenRow, t: int, td: TDSettings) -> str:
+def _token_span(row: TokenRow, t: int, td: Stage2Config) -> str:
     """A token with its colour, hover text and exact numbers."""
     w, v, d, a = row.weights[t], row.values[t], row.deltas[t], row.advantages[t]
     hover = f"V_t = {v:.4f}\nδ_t = {d:+.4f}\n" + (f"A_t = {a:+.4f}\n" if td.td_lambda > 0 else "") + f"w_t = {w:.4f}"
     shown = row.tokens[t].replace("\n", "↵\n") or "∅"
     classes = "tok bug" if t in row.bug_span else "tok"
-    return (f'<span class="{classes}" style="background:{weight_colour(w, td.clip_min, td.clip_max)}" '
+    return (f'<span class="{classes}" style="background:{weight_colour(w, td.weight_clip_min, td.weight_clip_max)}" '
             f'title="{_attr(hover)}" data-v="{v:.7g}" data-delta="{d:.7g}" data-a="{a:.7g}" '
             f'data-w="{w:.7g}">{_text(shown)}</span>')
 

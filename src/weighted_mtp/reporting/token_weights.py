@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from weighted_mtp.data import MTPCollator, encode_records, has_labels, resolve_pad_token_id
-from weighted_mtp.training.steps import TDSettings, td_settings  # noqa: F401  (re-exported)
+from weighted_mtp.config.schema import Stage2Config
 from weighted_mtp.value_weighting.diagnostics import weigh
 
 # Tokens decoded together to find one token's text: enough for a multi-byte character
@@ -102,7 +102,7 @@ def token_weight_rows(
     model: torch.nn.Module,
     tokenizer: Any,
     records: Sequence[Mapping[str, Any]],
-    td: TDSettings,
+    td: Stage2Config,
     max_length: int,
     device: torch.device | str = "cpu",
 ) -> list[TokenRow]:
@@ -112,7 +112,7 @@ def token_weight_rows(
         model: A :class:`MetaLlamaMTPAdapter` (only its values are used), already on ``device``.
         tokenizer: The tokenizer the model was trained with.
         records: Alpaca records to show; rows whose prompt fills ``max_length`` are dropped.
-        td: Stage-2 weighting options (see :func:`td_settings`).
+        td: The ``training.stage2`` block (its TD weighting settings).
         max_length: Row length the data was encoded with (``dataset.max_length``).
         device: Where the forward pass runs.
 

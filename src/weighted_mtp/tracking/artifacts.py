@@ -20,8 +20,9 @@ from weighted_mtp.runtime.distributed import rank_local
 from matplotlib.figure import Figure
 
 from weighted_mtp.tracking.plots import weight_histogram
-from weighted_mtp.training.stages import build_loader
-from weighted_mtp.training.steps import ce_labels_for, move_to_device, objective_for, td_weights
+from weighted_mtp.training.objective import objective_for
+from weighted_mtp.training.step import ce_labels_for, move_to_device, td_weights
+from weighted_mtp.training.trainer import build_loader
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def log_checkpoints(client: Any, run_id: str, files: Sequence[Path], stage: str)
 
 
 def stage2_token_weights(
-    model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: Any, max_batches: int = 8
+    model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], training: Any, *, device: str,
+    max_length: int, max_batches: int = 8,
 ) -> torch.Tensor | None:
     """Token weights the stage-2 objective gives validation tokens with the final value head.
 
@@ -73,21 +75,23 @@ def stage2_token_weights(
             forward passes, then back where it was).
         tokenizer: The tokenizer.
         records: Validation records.
-        config: The ``RunConfig``.
+        training: The ``training`` block (stage-2 settings, seed).
+        device: ``models.policy.device``.
+        max_length: ``dataset.max_length``.
         max_batches: Forward passes at most (stage-2 batch size each), to bound the cost
             on a large model.
 
     Returns:
         A 1-D float tensor of weights, or None when the recipe has no TD weights.
     """
-    objective = objective_for("stage2", config)
-    if objective.td is None:
+    objective = objective_for("stage2", training)
+    if not objective.weights_tokens_by_td:
         return None
-    dataset = TokenizedDataset(records, tokenizer, config.dataset.max_length, drop_unlabelled=True)
-    loader, _ = build_loader(dataset, config.training.stage2.batch_size, resolve_pad_token_id(tokenizer),
-                             seed=config.training.seed, shuffle=False, evaluation=True, shard=False)
+    dataset = TokenizedDataset(records, tokenizer, max_length, drop_unlabelled=True)
+    loader, _ = build_loader(dataset, training.stage2.batch_size, resolve_pad_token_id(tokenizer),
+                             seed=training.seed, shuffle=False, evaluation=True, shard=False)
     home = next(model.parameters()).device
-    device = resolve_device(config.models.policy.device)
+    device = resolve_device(device)
     was_training = model.training
     collected = []
     try:
@@ -110,12 +114,13 @@ def _batch_weights(model: Any, batch: Mapping[str, Any], objective: Any) -> torc
     return weights[mask.bool()].float().cpu()
 
 
-def token_weight_histogram(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: Any) -> Figure:
+def token_weight_histogram(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], training: Any, *,
+                           device: str, max_length: int) -> Figure:
     """The histogram of the TD weights ``model`` gives validation tokens (see
     :func:`stage2_token_weights`); for a recipe without TD weights, a figure that says so
     (the catalog always gets a figure, so the file never goes stale)."""
-    weights = stage2_token_weights(model, tokenizer, records, config)
-    stage2 = config.training.stage2
+    weights = stage2_token_weights(model, tokenizer, records, training, device=device, max_length=max_length)
+    stage2 = training.stage2
     if weights is None or weights.numel() == 0:
         figure = Figure(figsize=(6, 1.5))
         figure.text(0.5, 0.5, f"no TD token weights: stage 2 weighting is {stage2.weighting!r}",

@@ -8,19 +8,18 @@ from typing import Any
 from weighted_mtp.tracking.options import is_main_process
 
 
-def mlflow_backend_for(config: Any, is_main: bool | None = None) -> Any | None:
+def mlflow_backend_for(is_main: bool | None = None) -> Any | None:
     """An :class:`~weighted_mtp.tracking.backend.MlflowBackend` on the active MLflow run.
 
-    None when ``mlflow.enabled`` is false, on a non-zero rank, or when no run is active
-    (training called from plain Python or tests without a run): the metrics logger then
-    simply has no MLflow backend.
+    None on a non-zero rank or when no run is active (``mlflow.enabled: false``, where the
+    hook starts none, or training called from plain Python or tests): the metrics logger
+    then simply has no MLflow backend.
 
     Args:
-        config: The ``RunConfig``.
         is_main: Whether this process may log; default :func:`is_main_process`.
     """
     main = is_main_process() if is_main is None else is_main
-    if not (config.mlflow.enabled and main):
+    if not main:
         return None
     # No import of mlflow (~3 s) when nothing imported it yet: then no run can be active.
     mlflow = sys.modules.get("mlflow")

@@ -71,7 +71,7 @@ def critic_rows(values: torch.Tensor, batch: Mapping[str, Any], td: Any) -> list
         values: ``(B, S)`` values of the batch (detached).
         batch: The collated batch (``input_ids``, ``loss_mask``, ``rewards``, ``truncated``,
             ``is_correct``, ``problem_id``).
-        td: Stage-2 weighting options (:class:`~weighted_mtp.training.steps.TDSettings`).
+        td: The ``training.stage2`` block (its TD settings).
     """
     values = values.detach().float()
     deltas, advantages = td_advantages(values, batch, td)
@@ -250,7 +250,7 @@ def with_global_weights(rows: Sequence[CriticRow], td: Any) -> list[CriticRow]:
     if not rows or sum(lengths) == 0:
         return list(rows)
     x = torch.tensor([a for row in rows for a in row.advantages], dtype=torch.float64).unsqueeze(0)
-    weights = build_weights(x, torch.ones_like(x), td.beta, td.clip_min, td.clip_max,
+    weights = build_weights(x, torch.ones_like(x), td.beta, td.weight_clip_min, td.weight_clip_max,
                             normalize_mean=td.normalize_mean)[0].tolist()
     out, start = [], 0
     for row, length in zip(rows, lengths):

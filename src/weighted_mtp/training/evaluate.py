@@ -1,6 +1,6 @@
 """Validation of a stage: the training objective on held-out data, token-weighted.
 
-It runs the same per-batch loss code as training (:func:`~weighted_mtp.training.steps.accumulate_batch`)
+It runs the same per-batch loss code as training (:func:`~weighted_mtp.training.step.accumulate_batch`)
 so ``val_loss`` is exactly the objective being optimised, and accumulates sums, not means:
 two batches of 10 and 1000 tokens count 10 and 1000, not one each.
 
@@ -23,25 +23,19 @@ from weighted_mtp.data import IGNORE_INDEX
 from weighted_mtp.runtime.distributed import max_over_ranks
 from weighted_mtp.training.critic_metrics import CriticAccumulator
 from weighted_mtp.training.losses import ExplainedVarianceAccumulator
-from weighted_mtp.training.steps import (
-    LossSums,
-    accumulate_batch,
-    move_to_device,
-    objective_for,
-    summarize,
-    td_settings,
-)
+from weighted_mtp.training.objective import Objective
+from weighted_mtp.training.step import accumulate_batch, move_to_device
+from weighted_mtp.training.sums import LossSums, summarize
 
 
 def evaluate_stage(
     adapter: nn.Module,
     dataloader: Iterable[Mapping[str, Any]],
-    config: Any,
+    objective: Objective,
     device: torch.device,
-    stage: str,
     reference: nn.Module | None = None,
 ) -> dict[str, float]:
-    """Evaluate ``adapter`` on ``dataloader`` with the objective of ``stage``.
+    """Evaluate ``adapter`` on ``dataloader`` with a stage's ``objective``.
 
     Runs under ``no_grad`` in eval mode; the previous train/eval mode of ``adapter`` (and
     of ``reference``) is restored afterwards, even on error. Under torchrun every rank must
@@ -51,9 +45,8 @@ def evaluate_stage(
         adapter: The model (for stage 1 of rho-1: the reference being trained).
         dataloader: Batches from ``MTPCollator`` (a ``DataLoader`` under torchrun, whose
             dataset provides a filler batch to a rank with fewer batches).
-        config: The ``RunConfig``.
+        objective: The stage's objective (:func:`~weighted_mtp.training.objective.objective_for`).
         device: The model's device.
-        stage: ``"pretrain"``, ``"stage1"`` or ``"stage2"``.
         reference: Rho-1 reference model; stage 2 with ``weighting: rho1`` weights the
             validation CE by its selection (without it the CE is uniform).
 
@@ -67,12 +60,11 @@ def evaluate_stage(
         figures of :func:`~weighted_mtp.training.critic_metrics.critic_figures`
         (``val_value_auroc``, ``val_value_auroc_within_problem``, ``val_bug_hit_rate``, …).
     """
-    objective = objective_for(stage, config)
     models = [m for m in (adapter, reference) if m is not None]
     modes = [m.training for m in models]
     sums = LossSums(adapter.n_future_tokens, device)
     explained = ExplainedVarianceAccumulator(device) if objective.report_value else None
-    critic = CriticAccumulator(td_settings(config.training.stage2)) if objective.report_value else None
+    critic = CriticAccumulator(objective.td) if objective.report_value and objective.td is not None else None
 
     def add(batch: Mapping[str, Any]) -> None:
         accumulate_batch(adapter, move_to_device(batch, device), objective, sums,

@@ -9,7 +9,7 @@ head predicting it: a token's importance is a property of the token, not of the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch

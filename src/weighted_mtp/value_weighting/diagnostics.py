@@ -37,9 +37,9 @@ def weigh(
         values: ``(B, S)`` value-head outputs.
         batch: A collated batch (``loss_mask``, ``rewards``, ``truncated``).
         td: Stage-2 weighting options (``beta``, ``gamma``, ``td_lambda``,
-            ``initial_value``, ``clip_min``, ``clip_max``, ``normalize_mean``).
+            ``initial_value``, ``weight_clip_min``, ``weight_clip_max``, ``normalize_mean``).
     """
     deltas, advantages = td_advantages(values, batch, td)
-    weights = build_weights(advantages, batch["loss_mask"], td.beta, td.clip_min, td.clip_max,  # this batch's own statistics
+    weights = build_weights(advantages, batch["loss_mask"], td.beta, td.weight_clip_min, td.weight_clip_max,  # this batch's own statistics
                             normalize_mean=td.normalize_mean)
     return deltas, advantages, weights

@@ -31,7 +31,7 @@ def build_weights(
     z = (x − μ)/(σ + 1e-8), w = clamp(exp(z/β), min_weight, max_weight)·m.
 
     μ and σ are ``mean``/``std`` when both are given (e.g. from :class:`TDStatsEMA`, or the
-    statistics of the global batch that ``training.steps.td_weights`` sums over ranks),
+    statistics of the global batch that ``training.step.td_weights`` sums over ranks),
     otherwise the mean and unbiased std of x over the mask. The function is pure: it never
     talks to other ranks.
 

@@ -8,13 +8,11 @@ from weighted_mtp.pipelines.data_processing.nodes import (
     load_tokenizer,
     split_test_problems,
 )
-from weighted_mtp.pipelines.shared import validate_config_node
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            validate_config_node,
             node(
                 split_test_problems,
                 inputs=["raw_problems", "params:dataset"],

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from weighted_mtp.config import RunConfig
+from weighted_mtp.config import EvaluationConfig, ExecutionConfig, PolicyModelConfig, validate_block
 from weighted_mtp.data import load_tokenizer
 from weighted_mtp.evaluation import (
     Completion,
@@ -34,23 +34,23 @@ TEST, TRAIN = "test", "train"
 
 def generate_test_completions(
     best_model: Path, test_problems: list[dict[str, Any]], raw_problems: list[dict[str, Any]],
-    train_records: list[dict[str, Any]], validation_records: list[dict[str, Any]], run_config: RunConfig,
+    train_records: list[dict[str, Any]], validation_records: list[dict[str, Any]], evaluation: dict, policy: dict,
 ) -> list[dict[str, Any]]:
     """Greedy + sampled completions for every test problem, greedy ones for a fixed sample
     of training problems (the sanity line). Refuses test problems that training saw."""
-    evaluation = run_config.evaluation
+    evaluation = validate_block(EvaluationConfig, evaluation, "evaluation")
     if not evaluation.enabled:
         logger.info("evaluation.enabled is false: no completions generated")
         return []
     leaked = overlapping_problems(test_problems, train_records, validation_records)
     if leaked:
-        raise ValueError(f"{run_config.dataset.test}: {len(leaked)} test problem(s) also appear in the "
+        raise ValueError(f"test_problems: {len(leaked)} test problem(s) also appear in the "
                          f"training/validation records: {', '.join(leaked[:10])}"
                          f"{' …' if len(leaked) > 10 else ''}. Evaluate on held-out problems only.")
     if not test_problems:
-        raise ValueError(f"{run_config.dataset.test}: no test problems (set dataset.test_fraction)")
+        raise ValueError("test_problems: no test problems (set dataset.test_fraction)")
     model_dir = resolve_model_dir(evaluation, best_model)
-    model, tokenizer = _load(model_dir, run_config)
+    model, tokenizer = _load(model_dir, validate_block(PolicyModelConfig, policy, "models.policy"))
     problems = test_problems[: evaluation.max_problems] if evaluation.max_problems else test_problems
     logger.info("evaluating %s on %d test problems (%d samples at T=%s + greedy)", model_dir,
                 len(problems), evaluation.n_samples, evaluation.temperature)
@@ -67,7 +67,7 @@ def generate_test_completions(
 
 def score_test_completions(
     generated_completions: list[dict[str, Any]], test_problems: list[dict[str, Any]],
-    raw_problems: list[dict[str, Any]], run_config: RunConfig,
+    raw_problems: list[dict[str, Any]], execution: dict,
 ) -> list[dict[str, Any]]:
     """Run every completion against all tests of its problem in the sandbox (rank 0 only:
     under torchrun every rank holds all completions, and one execution is enough)."""
@@ -76,15 +76,15 @@ def score_test_completions(
     problems = {p["name"]: p for p in raw_problems} | {p["name"]: p for p in test_problems}
     completions = [Completion(r["problem"], int(r["sample"]), r["completion"], r.get("status"))
                    for r in generated_completions]
-    scored = execute(completions, list(problems.values()), run_config.execution)
+    scored = execute(completions, list(problems.values()), validate_block(ExecutionConfig, execution, "execution"))
     for row, generated in zip(scored, generated_completions):
         row["split"], row["model"] = generated["split"], generated.get("model")
     return scored
 
 
-def summarise_evaluation(completions: list[dict[str, Any]], run_config: RunConfig) -> tuple[dict, dict, str]:
+def summarise_evaluation(completions: list[dict[str, Any]], evaluation: dict) -> tuple[dict, dict, str]:
     """``evaluation.json``, the MLflow metrics (``test/pass_at_1`` …) and the HTML report."""
-    evaluation = run_config.evaluation
+    evaluation = validate_block(EvaluationConfig, evaluation, "evaluation")
     if not completions:
         return {"enabled": False}, {}, "<!doctype html><p>Evaluation was switched off (evaluation.enabled: false).</p>"
     test_rows = [r for r in completions if r["split"] == TEST]
@@ -117,9 +117,8 @@ def mlflow_metrics(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
     return metrics
 
 
-def _load(model_dir: Path, run_config: RunConfig) -> tuple[Any, Any]:
+def _load(model_dir: Path, policy: PolicyModelConfig) -> tuple[Any, Any]:
     """The model on the configured device and the tokenizer that came with it."""
-    policy = run_config.models.policy
     device = resolve_device(policy.device)
     model = MetaLlamaMTPAdapter.from_pretrained(model_dir, device=device,
                                                 dtype=resolve_dtype(policy.dtype, device))  # its own value head kind

@@ -7,21 +7,19 @@ from weighted_mtp.pipelines.evaluation.nodes import (
     score_test_completions,
     summarise_evaluation,
 )
-from weighted_mtp.pipelines.shared import validate_config_node
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            validate_config_node,
             node(generate_test_completions,
                  inputs=["best_model@path", "test_problems", "raw_problems", "train_records",
-                         "validation_records", "run_config"],
+                         "validation_records", "params:evaluation", "params:models.policy"],
                  outputs="generated_completions", name="generate_test_completions", tags=["evaluation"]),
             node(score_test_completions,
-                 inputs=["generated_completions", "test_problems", "raw_problems", "run_config"],
+                 inputs=["generated_completions", "test_problems", "raw_problems", "params:execution"],
                  outputs="completions", name="score_test_completions", tags=["evaluation"]),
-            node(summarise_evaluation, inputs=["completions", "run_config"],
+            node(summarise_evaluation, inputs=["completions", "params:evaluation"],
                  outputs=["evaluation", "evaluation_metrics", "evaluation_report"],
                  name="summarise_evaluation", tags=["evaluation"]),
         ]

@@ -1,11 +1,11 @@
-"""What each stage optimises, and one optimisation step.
+"""One optimisation step: the stage loss of a micro-batch, head by head, and the update.
 
-An :class:`Objective` is the stage's loss recipe, derived once from the config (docs/METHOD.md
-table). :func:`accumulate_batch` computes that loss on one micro-batch — head by head, so
-only one ``(B, S, V)`` logits tensor is alive at a time — and adds token sums to a
-:class:`LossSums`. Training (:func:`train_step`, with backward) and validation
-(:mod:`~weighted_mtp.training.evaluate`, under ``no_grad``) share this code, so the
-validation loss is by construction the training objective.
+:func:`accumulate_batch` computes the :class:`~weighted_mtp.training.objective.Objective`'s
+loss on one micro-batch — head by head, so only one ``(B, S, V)`` logits tensor is alive at
+a time — and adds token sums to a :class:`~weighted_mtp.training.sums.LossSums`. Training
+(:func:`train_step`, with backward) and validation (:mod:`~weighted_mtp.training.evaluate`,
+under ``no_grad``) share this code, so the validation loss is by construction the training
+objective.
 
 Per-head loss L_k = Σ w·ce·m_k / Σ m_k (docs/METHOD.md); the MTP loss is the mean of L_k over
 heads with a valid target; the stage loss is ``weighted MTP + value_coef · value loss``.
@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from weighted_mtp.config.recipes import recipe_of
 from weighted_mtp.data import IGNORE_INDEX
 from weighted_mtp.models import backward_per_head
 from weighted_mtp.runtime.distributed import is_distributed
@@ -34,6 +32,8 @@ from weighted_mtp.training.losses import (
     value_loss,
     value_state_mask,
 )
+from weighted_mtp.training.objective import Objective
+from weighted_mtp.training.sums import LossSums, summarize
 from weighted_mtp.value_weighting import (
     build_weights,
     compute_gae_advantages,
@@ -41,268 +41,6 @@ from weighted_mtp.value_weighting import (
 )
 from weighted_mtp.value_weighting.distributed import all_reduce_sum
 from weighted_mtp.value_weighting.moments import masked_moments, mean_std_from_moments
-
-STAGES = ("pretrain", "stage1", "stage2")
-
-
-@dataclass(frozen=True)
-class TDSettings:
-    """TD-weighting options of stage 2 (``training.stage2``)."""
-
-    beta: float
-    gamma: float
-    td_lambda: float
-    initial_value: float
-    clip_min: float
-    clip_max: float
-    normalize_mean: bool
-
-
-@dataclass(frozen=True)
-class Objective:
-    """The loss one stage optimises.
-
-    Attributes:
-        stage: ``"pretrain"``, ``"stage1"`` or ``"stage2"``.
-        train_ce: The MTP cross-entropy is part of the loss.
-        train_value: The value loss is part of the loss (with ``value_coef``).
-        report_value: Compute the value loss for reporting even when it is not trained.
-        value_coef: Weight of the value loss in the total.
-        weighting: ``"uniform"``, ``"td"`` or ``"rho1"``.
-        ce_rows: ``"all"`` or ``"correct"``: rows whose tokens enter the CE.
-        value_rows: ``"all"`` or ``"correct"``: rows whose states enter the value loss.
-        value_loss_kind: ``"mse"`` or ``"huber"``.
-        huber_delta: Huber threshold.
-        freeze_trunk: The trunk gets no gradient (stage 1 critic with a frozen trunk).
-        td: TD settings when ``weighting == "td"``.
-        k_percent: Fraction of tokens kept by rho-1 selection.
-        loss_heads: The first heads whose CE is the loss (None: all); 1 trains next-token
-            prediction alone, the other heads receive no gradient.
-        value_target: ``"outcome"`` (every state regresses to R) or ``"first_error"``
-            (:func:`~weighted_mtp.training.losses.first_error_targets`).
-    """
-
-    stage: str
-    train_ce: bool
-    train_value: bool
-    report_value: bool
-    value_coef: float
-    weighting: str = "uniform"
-    ce_rows: str = "all"
-    value_rows: str = "all"
-    value_loss_kind: str = "mse"
-    huber_delta: float = 1.0
-    freeze_trunk: bool = False
-    td: TDSettings | None = None
-    k_percent: float = 1.0
-    loss_heads: int | None = None
-    value_target: str = "outcome"
-
-    def n_loss_heads(self, n_future_tokens: int) -> int:
-        """How many heads (from head 0) enter the CE of a model with ``n_future_tokens``."""
-        if self.loss_heads is None:
-            return n_future_tokens
-        if self.loss_heads > n_future_tokens:
-            raise ValueError(f"training.{self.stage}.loss_heads is {self.loss_heads} but the model has "
-                             f"{n_future_tokens} heads (n_future_tokens)")
-        return self.loss_heads
-
-
-def objective_for(stage: str, config: Any) -> Objective:
-    """Build the stage's :class:`Objective` from a ``RunConfig`` (docs/TRAINING.md, "Recipes").
-
-    - pretrain: uniform MTP CE on every row.
-    - stage1, recipe rho1: the reference model's MTP CE on correct rows.
-    - stage1, other recipes: the value loss (``training.stage1.loss``) on ``train_on`` rows.
-    - stage2: ``weighting`` MTP CE on ``train_on`` rows + ``value_coef`` · value loss on all.
-
-    Raises:
-        ValueError: For an unknown stage.
-    """
-    if stage == "pretrain":
-        return Objective(stage, train_ce=True, train_value=False, report_value=False, value_coef=0.0)
-    if stage == "stage1":
-        return _stage1_objective(config)
-    if stage == "stage2":
-        return _stage2_objective(config.training.stage2)
-    raise ValueError(f"Unknown stage {stage!r}; expected one of {STAGES}.")
-
-
-def _stage1_objective(config: Any) -> Objective:
-    cfg = config.training.stage1
-    if recipe_of(config).needs_reference:
-        return Objective("stage1", train_ce=True, train_value=False, report_value=False,
-                         value_coef=0.0, ce_rows="correct")
-    return Objective(
-        "stage1", train_ce=False, train_value=True, report_value=True, value_coef=1.0,
-        value_rows=cfg.train_on, value_loss_kind=cfg.loss, huber_delta=cfg.huber_delta,
-        freeze_trunk=cfg.freeze_trunk, value_target=getattr(cfg, "value_target", "outcome"),
-    )
-
-
-def td_settings(cfg: Any) -> TDSettings:
-    """The TD-weighting options of a ``training.stage2`` config block."""
-    return TDSettings(
-        beta=cfg.beta, gamma=cfg.gamma, td_lambda=cfg.td_lambda, initial_value=cfg.initial_value,
-        clip_min=cfg.weight_clip_min, clip_max=cfg.weight_clip_max,
-        normalize_mean=cfg.normalize_mean,
-    )
-
-
-def _stage2_objective(cfg: Any) -> Objective:
-    td = td_settings(cfg)
-    return Objective(
-        "stage2", train_ce=True, train_value=cfg.value_coef > 0, report_value=True,
-        value_coef=cfg.value_coef, weighting=cfg.weighting, ce_rows=cfg.train_on,
-        value_loss_kind=cfg.value_loss, huber_delta=getattr(cfg, "huber_delta", 1.0),
-        td=td if cfg.weighting == "td" else None, k_percent=cfg.k_percent,
-        loss_heads=getattr(cfg, "loss_heads", None), value_target=getattr(cfg, "value_target", "outcome"),
-    )
-
-
-class LossSums:
-    """Token-weighted sums of one step or one evaluation, in one fp64 vector.
-
-    Means are formed only at the end (Σ loss / Σ tokens), so micro-batches, evaluation
-    batches and — through :meth:`all_reduce` — ranks of different sizes combine exactly
-    instead of as a mean of means. One vector means one host sync and one collective.
-    """
-
-    _EXTRA = ("value_sum", "value_count", "w_sum", "w_sq", "w_count", "w_low", "w_high", "tokens",
-              "td_sum", "td_sq", "td_count")
-
-    def __init__(self, n_heads: int, device: torch.device | str = "cpu") -> None:
-        self.n_heads = n_heads
-        self.buffer = torch.zeros(3 * n_heads + len(self._EXTRA), dtype=torch.float64, device=device)
-        self.has_weights = False
-        self.has_td = False
-
-    def _slot(self, name: str) -> int:
-        return 3 * self.n_heads + self._EXTRA.index(name)
-
-    def add(self, name: str, value: torch.Tensor | float) -> None:
-        """Add to an extra slot (``value_sum``, ``w_sum``, ``tokens``, …)."""
-        self.buffer[self._slot(name)] += _as_f64(value)
-
-    def add_head(self, head: int, weighted_sum: Any, unweighted_sum: Any, n_tokens: Any) -> None:
-        """Add one head's Σ w·ce, Σ ce and token count."""
-        self.buffer[head] += _as_f64(weighted_sum)
-        self.buffer[self.n_heads + head] += _as_f64(unweighted_sum)
-        self.buffer[2 * self.n_heads + head] += _as_f64(n_tokens)
-
-    def add_weights(self, weights: torch.Tensor, valid: torch.Tensor, clip: tuple[float, float] | None) -> None:
-        """Add the statistics of token weights over the ``valid`` positions."""
-        self.has_weights = True
-        mask = valid.bool()
-        w = weights.detach().double()[mask]
-        self.add("w_sum", w.sum())
-        self.add("w_sq", (w * w).sum())
-        self.add("w_count", w.numel())
-        if clip is not None:
-            low, high = clip
-            self.add("w_low", (w <= low * (1 + 1e-6)).sum())
-            self.add("w_high", (w >= high * (1 - 1e-6)).sum())
-
-    def add_td(self, x: torch.Tensor, valid: torch.Tensor) -> None:
-        """Add the moments of the TD errors (or GAE advantages) over the ``valid`` positions,
-        before whitening: their raw scale says whether the critic's errors shrink."""
-        self.has_td = True
-        x = x.detach().double()[valid.bool()]
-        self.add("td_sum", x.sum())
-        self.add("td_sq", (x * x).sum())
-        self.add("td_count", x.numel())
-
-    def all_reduce(self) -> None:
-        """Sum over ranks (identity without a multi-rank process group)."""
-        self.buffer = all_reduce_sum(self.buffer)
-
-    def totals(self) -> dict[str, Any]:
-        """Host copy: ``{"weighted": [...], "unweighted": [...], "head_tokens": [...], extras}``."""
-        values = self.buffer.tolist()
-        n = self.n_heads
-        totals: dict[str, Any] = {
-            "weighted": values[:n], "unweighted": values[n : 2 * n], "head_tokens": values[2 * n : 3 * n]
-        }
-        totals.update(dict(zip(self._EXTRA, values[3 * n :])))
-        return totals
-
-
-def _as_f64(value: torch.Tensor | float) -> torch.Tensor | float:
-    return value.detach().double() if isinstance(value, torch.Tensor) else float(value)
-
-
-def summarize(sums: LossSums, objective: Objective) -> dict[str, float]:
-    """Turn sums into figures: ``head{k}_loss``, ``mtp_loss``, ``weighted_mtp_loss``,
-    ``value_loss``, ``loss``, ``tokens`` (input tokens seen),
-    ``weights/{mean,std,clipped_low,clipped_high,ess}`` and ``td/{mean,std}``.
-
-    ``head{k}_loss`` and ``mtp_loss`` are the plain (unweighted) CE, comparable across
-    recipes; ``weighted_mtp_loss`` is what the stage optimises.
-    """
-    totals = sums.totals()
-    figures: dict[str, float] = {}
-    if objective.train_ce:
-        figures.update(_ce_figures(totals))
-    loss = figures.get("weighted_mtp_loss", 0.0)
-    if objective.train_value or objective.report_value:
-        count = totals["value_count"]
-        figures["value_loss"] = totals["value_sum"] / count if count else 0.0
-        if objective.train_value:
-            loss += objective.value_coef * figures["value_loss"]
-    figures["loss"] = loss
-    figures["tokens"] = totals["tokens"]
-    if sums.has_weights:
-        figures.update(_weight_figures(totals))
-    if sums.has_td:
-        figures.update(_td_figures(totals))
-    return figures
-
-
-def _ce_figures(totals: Mapping[str, Any]) -> dict[str, float]:
-    figures: dict[str, float] = {}
-    weighted, unweighted = [], []
-    for k, (w_sum, u_sum, n) in enumerate(zip(totals["weighted"], totals["unweighted"], totals["head_tokens"])):
-        if n > 0:
-            figures[f"head{k}_loss"] = u_sum / n
-            weighted.append(w_sum / n)
-            unweighted.append(u_sum / n)
-    figures["mtp_loss"] = sum(unweighted) / len(unweighted) if unweighted else 0.0
-    figures["weighted_mtp_loss"] = sum(weighted) / len(weighted) if weighted else 0.0
-    return figures
-
-
-def _weight_figures(totals: Mapping[str, Any]) -> dict[str, float]:
-    count = totals["w_count"]
-    if count == 0:
-        return {"weights/mean": 0.0, "weights/std": 0.0, "weights/clipped_low": 0.0,
-                "weights/clipped_high": 0.0, "weights/ess": 0.0}
-    mean = totals["w_sum"] / count
-    var = max(0.0, totals["w_sq"] / count - mean * mean) * count / max(count - 1, 1)
-    return {
-        "weights/mean": mean,
-        "weights/std": math.sqrt(var),
-        "weights/clipped_low": totals["w_low"] / count,
-        "weights/clipped_high": totals["w_high"] / count,
-        "weights/ess": _ess_fraction(totals["w_sum"], totals["w_sq"], count),
-    }
-
-
-def _ess_fraction(w_sum: float, w_sq: float, count: float) -> float:
-    """Kish's effective sample size (Σw)² / Σw² as a fraction of the ``count`` tokens.
-
-    1 means uniform weights; a small value means a few tokens carry the gradient, the
-    failure mode a too-small β produces. 0 when every weight is 0.
-    """
-    return (w_sum * w_sum) / (w_sq * count) if w_sq > 0 else 0.0
-
-
-def _td_figures(totals: Mapping[str, Any]) -> dict[str, float]:
-    count = totals["td_count"]
-    if count == 0:
-        return {"td/mean": 0.0, "td/std": 0.0}
-    mean = totals["td_sum"] / count
-    var = max(0.0, totals["td_sq"] / count - mean * mean) * count / max(count - 1, 1)
-    return {"td/mean": mean, "td/std": math.sqrt(var)}
 
 
 def rows_mask(batch: Mapping[str, torch.Tensor], rows: str) -> torch.Tensor:
@@ -324,7 +62,7 @@ def ce_labels_for(batch: Mapping[str, torch.Tensor], objective: Objective) -> to
 def td_weights(
     values: torch.Tensor,
     batch: Mapping[str, torch.Tensor],
-    td: TDSettings,
+    td: Any,
     weight_mask: torch.Tensor,
     ema: Any | None = None,
     sums: LossSums | None = None,
@@ -349,7 +87,7 @@ def td_weights(
         mean, std = ema.update(x, weight_mask)
     else:  # whiten with the global batch's statistics: every rank uses the same numbers
         mean, std = mean_std_from_moments(all_reduce_sum(masked_moments(x, weight_mask)))
-    return build_weights(x, weight_mask, td.beta, td.clip_min, td.clip_max, mean=mean, std=std,
+    return build_weights(x, weight_mask, td.beta, td.weight_clip_min, td.weight_clip_max, mean=mean, std=std,
                          normalize_mean=td.normalize_mean)
 
 
@@ -424,7 +162,7 @@ def _trunk(adapter: nn.Module, input_ids: torch.Tensor, objective: Objective, ba
 
 def _values(adapter: nn.Module, z: torch.Tensor, objective: Objective, backward: bool) -> torch.Tensor | None:
     """V (B,S): with a graph when the value loss is trained, else detached (weights, reports)."""
-    if not (objective.train_value or objective.report_value or objective.td is not None):
+    if not objective.needs_values:
         return None
     if backward and objective.train_value:
         return adapter.values_from_trunk(z)
@@ -468,11 +206,11 @@ def _token_weights(
     ema: Any | None,
 ) -> torch.Tensor | None:
     """TD weights (B,S) for ``weighting: td``; None for uniform and rho-1 (per head)."""
-    if objective.td is None or values is None:
+    if not objective.weights_tokens_by_td or values is None:
         return None
     weight_mask = (labels != IGNORE_INDEX).to(batch["loss_mask"].dtype)  # loss_mask ∧ train_on rows
     weights = td_weights(values, batch, objective.td, weight_mask, ema, sums)
-    sums.add_weights(weights, weight_mask, (objective.td.clip_min, objective.td.clip_max))
+    sums.add_weights(weights, weight_mask, (objective.td.weight_clip_min, objective.td.weight_clip_max))
     return weights
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from weighted_mtp.config.schema import RunConfig
-from weighted_mtp.models import MetaLlamaMTPAdapter, create_micro_model
+from weighted_mtp.models.adapter import MetaLlamaMTPAdapter
+from weighted_mtp.models.micro import create_micro_model
 from weighted_mtp.models.checkpoint_io import detect_value_head_kind, safetensors_shapes, weights_path
 from weighted_mtp.runtime.distributed import barrier, is_main_process
 from weighted_mtp.runtime.files import atomic_file
@@ -25,14 +24,14 @@ logger = logging.getLogger(__name__)
 MARKER_FILE = "weighted_mtp.json"
 
 
-def load_or_create_policy(config: RunConfig, tokenizer: Any) -> MetaLlamaMTPAdapter:
+def load_or_create_policy(policy: Any, tokenizer: Any) -> MetaLlamaMTPAdapter:
     """Load ``models.policy.path``, or generate the micro model there when allowed.
 
     Under torchrun rank 0 generates the micro model and the others wait, then load it
     from disk, so every rank starts from the same weights and only one writes.
 
     Args:
-        config: The validated run config.
+        policy: The validated ``models.policy`` block.
         tokenizer: The tokenizer the data was encoded with (its size sets the micro vocab).
 
     Returns:
@@ -42,11 +41,10 @@ def load_or_create_policy(config: RunConfig, tokenizer: Any) -> MetaLlamaMTPAdap
         FileNotFoundError: No model at the path and ``models.policy.create_micro`` is false.
         ValueError: The model's vocabulary is smaller than the tokenizer's.
     """
-    policy = config.models.policy
     path = Path(policy.path)
     created = None
     if is_main_process():  # under torchrun rank 0 alone creates the directory ...
-        created = _ensure_model_dir(config, tokenizer, path)
+        created = _ensure_model_dir(policy, tokenizer, path)
     barrier()  # ... and the other ranks read it once it is complete
     adapter = created or MetaLlamaMTPAdapter.from_pretrained(
         path, device="cpu", value_head=policy.value_head, fresh_value_head=_untrained_other_head(path, policy.value_head))
@@ -59,13 +57,13 @@ def load_or_create_policy(config: RunConfig, tokenizer: Any) -> MetaLlamaMTPAdap
     return adapter
 
 
-def _ensure_model_dir(config: RunConfig, tokenizer: Any, path: Path) -> MetaLlamaMTPAdapter | None:
+def _ensure_model_dir(policy: Any, tokenizer: Any, path: Path) -> MetaLlamaMTPAdapter | None:
     """Generate the micro model at ``path`` when it is missing and allowed (returned);
     None when a model directory is already there."""
     if (path / "metadata.json").is_file():
         return None
-    if config.models.policy.create_micro:
-        return _create_micro(config, tokenizer, path)
+    if policy.create_micro:
+        return _create_micro(policy, tokenizer, path)
     raise FileNotFoundError(
         f"models.policy.path: no model directory at '{path}' (expected metadata.json and "
         "safetensors/model.safetensors). Convert a Meta checkpoint with "
@@ -74,11 +72,12 @@ def _ensure_model_dir(config: RunConfig, tokenizer: Any, path: Path) -> MetaLlam
     )
 
 
-def _create_micro(config: RunConfig, tokenizer: Any, path: Path) -> MetaLlamaMTPAdapter:
-    micro = asdict(config.models.policy.micro)
-    seed = micro.pop("seed")
+def _create_micro(policy: Any, tokenizer: Any, path: Path) -> MetaLlamaMTPAdapter:
+    micro = policy.micro
     adapter = create_micro_model(
-        path, vocab_size=len(tokenizer), seed=seed, value_head=config.models.policy.value_head, **micro
+        path, vocab_size=len(tokenizer), seed=micro.seed, value_head=policy.value_head, dim=micro.dim,
+        n_layers=micro.n_layers, n_heads=micro.n_heads, n_kv_heads=micro.n_kv_heads,
+        n_future_tokens=micro.n_future_tokens, max_seq_len=micro.max_seq_len,
     )
     tokenizer.save_pretrained(str(path / "tokenizer"))
     write_marker(path, {"generated_micro": True, "pretrained": False})
@@ -102,6 +101,21 @@ def needs_pretraining(model_dir: str | Path) -> bool:
     """True for a generated micro model that has not been warmed up yet."""
     marker = read_marker(model_dir)
     return bool(marker.get("generated_micro")) and not marker.get("pretrained", False)
+
+
+def save_pretrained_micro(model: MetaLlamaMTPAdapter, model_dir: str | Path,
+                          metrics: dict[str, float]) -> MetaLlamaMTPAdapter:
+    """Persist the warmed-up micro model in its directory, marked as pre-trained, so later
+    runs reuse it. Under torchrun rank 0 writes and the others wait until it is complete."""
+    path = Path(model_dir)
+    if is_main_process():
+        marker = read_marker(path)  # save_pretrained replaces the directory: keep the marker's content
+        model.save_pretrained(path)
+        floats = {key: (None if float(value) != float(value) else float(value)) for key, value in metrics.items()}
+        write_marker(path, {**marker, "pretrained": True, "pretrain_metrics": floats})
+        logger.info("Pre-trained micro model saved to %s (val_loss %.4f)", path, metrics.get("val_loss", float("nan")))
+    barrier()
+    return model
 
 
 def read_marker(model_dir: str | Path) -> dict[str, Any]:
