@@ -4,9 +4,9 @@ Config enters the Kedro-free packages through one door: the validated params dic
 these models at the node boundary, so loops never read YAML or guess at missing keys.
 The field names equal the YAML keys of ``conf/base/parameters.yml``. Every check lives on
 the model that holds its keys: choices are ``Literal`` types, ranges are ``Field`` bounds,
-and a rule that ties two keys together is a ``model_validator`` raising one
-``key: message`` line per problem (:mod:`weighted_mtp.config.validate` adds the key path
-and lists every problem at once).
+and a rule that ties two keys together is a ``model_validator`` raising a ValueError of
+``key: message`` lines, keys relative to the model (:mod:`weighted_mtp.config.validate`
+adds the key path and lists every problem at once).
 
 Strict: a string is not a bool, a bool or a float is not an int (an int is a float), and
 nan/inf are rejected everywhere; an unknown key is an error.
@@ -42,12 +42,6 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-def _require(problems: list[str]) -> None:
-    """Raise a model's rule violations as one ValueError, a ``key: message`` line each."""
-    if problems:
-        raise ValueError("\n".join(problems))
-
-
 class ProjectConfig(Section):
     name: str
     recipe: RecipeName = "verifiable"
@@ -69,7 +63,7 @@ class MicroModelConfig(Section):
     @model_validator(mode="after")
     def _heads_within_layers(self) -> MicroModelConfig:
         if self.n_future_tokens > self.n_layers:
-            _require([f"n_future_tokens: must be <= n_layers, found {self.n_future_tokens} > {self.n_layers}"])
+            raise ValueError(f"n_future_tokens: must be <= n_layers, found {self.n_future_tokens} > {self.n_layers}")
         return self
 
 
@@ -181,8 +175,8 @@ class Stage2Config(Section):
     @model_validator(mode="after")
     def _clip_range(self) -> Stage2Config:
         if self.weight_clip_min > self.weight_clip_max:
-            _require([f"weight_clip_min: must be <= weight_clip_max, "
-                      f"found {self.weight_clip_min} > {self.weight_clip_max}"])
+            raise ValueError(f"weight_clip_min: must be <= weight_clip_max, "
+                             f"found {self.weight_clip_min} > {self.weight_clip_max}")
         return self
 
 
@@ -256,7 +250,8 @@ class EvaluationConfig(Section):
         if self.n_samples > 0 and self.temperature == 0:
             problems.append("temperature: must be > 0 when n_samples > 0 (temperature 0 gives n "
                             "identical samples; the greedy line is always reported)")
-        _require(problems)
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
 
@@ -291,5 +286,6 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _agrees_with_recipe(self) -> RunConfig:
-        _require(recipe_contradictions(self))
+        if problems := recipe_contradictions(self):
+            raise ValueError("\n".join(problems))
         return self

@@ -79,19 +79,19 @@ def validate_dataset(block: Mapping[str, Any]) -> DatasetConfig:
 def _problems(root: type[BaseModel], error: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
     """``(key path, message)`` pairs for one pydantic error (a rule may report several)."""
     loc = [str(part) for part in error["loc"]]
-    key = ".".join(part for part in (path, *loc) if part)
-    kind, found = error["type"], error.get("input")
-    parent, field = _field_at(root, loc)
+    base = ".".join(part for part in (path, *loc) if part)
+    key, kind, found = base or "parameters", error["type"], error.get("input")
+    parent = _model_at(root, loc[:-1])
+    field = parent.model_fields.get(loc[-1]) if parent and loc else None
     if kind == "value_error":  # a model's rule: "key: message" lines relative to the model
-        return [(_join(key, line.split(": ", 1)[0]), line.split(": ", 1)[1])
+        return [(_join(base, line.partition(": ")[0]), line.partition(": ")[2])
                 for line in str(error["ctx"]["error"]).splitlines()]
     if kind == "missing":
-        what = "section" if _model_type(field) else "key"
-        return [(key, f"required {what} is missing")]
+        return [(key, f"required {'section' if _model_type(field) else 'key'} is missing")]
     if kind == "extra_forbidden":
         return [(key, _unknown_key_message(loc[-1], list(parent.model_fields) if parent else []))]
     if kind in _TYPE_NAMES:
-        return [(key or "parameters", f"expected {_TYPE_NAMES[kind]}, found {found!r}")]
+        return [(key, f"expected {_TYPE_NAMES[kind]}, found {found!r}")]
     if kind.startswith(("greater_than", "less_than")):
         return [(key, f"{_range_text(field, error.get('ctx', {}))}, found {found!r}")]
     if kind == "literal_error" and field is not None:
@@ -100,19 +100,15 @@ def _problems(root: type[BaseModel], error: Mapping[str, Any], path: str) -> lis
         return [(key, "must not be empty")]
     if kind == "finite_number":
         return [(key, f"must be a finite number, found {found!r}")]
-    return [(key or "parameters", f"{error['msg']}, found {found!r}")]
+    return [(key, f"{error['msg']}, found {found!r}")]
 
 
-def _field_at(root: type[BaseModel], loc: Sequence[str]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
-    """The model holding the last key of ``loc`` and that key's field (None where unknown)."""
+def _model_at(root: type[BaseModel], loc: Sequence[str]) -> type[BaseModel] | None:
+    """The model at key path ``loc`` below ``root`` (None inside a list or a plain field)."""
     model: type[BaseModel] | None = root
-    field = None
     for part in loc:
-        if model is None:
-            return None, None  # inside a list, or below a plain field
-        parent, field = model, model.model_fields.get(part)
-        model = _model_type(field)
-    return parent if loc else None, field
+        model = _model_type(model.model_fields.get(part)) if model else None
+    return model
 
 
 def _model_type(field: FieldInfo | None) -> type[BaseModel] | None:
