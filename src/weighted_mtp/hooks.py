@@ -42,8 +42,8 @@ from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_loggin
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from weighted_mtp.config import validate_block, validate_config
-from weighted_mtp.config.schema import DistributedConfig
+from weighted_mtp.config import DistributedConfig, validate_block, validate_config
+from weighted_mtp.config_loader import parameter_sources
 from weighted_mtp.datasets.rank_zero import make_read_only, persisted_names
 from weighted_mtp.runtime import distributed
 from weighted_mtp.tracking.options import TrackingOptions, tracking_options
@@ -61,21 +61,37 @@ class ConfigHooks:
 
     Nodes take only the parameter blocks they use, so a node's own check sees its block
     alone; this hook makes sure the whole configuration is valid (every problem listed by
-    key path) before any data is touched, whichever nodes run.
+    key path, with the conf file or ``--params`` that set it) before any data is touched,
+    whichever nodes run.
     """
 
     def __init__(self) -> None:
-        self._params: Mapping[str, Any] | None = None
+        self._context: Any = None
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        self._params = context.params
+        self._context = context
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         from weighted_mtp.config.requirements import check_environment
 
-        check_environment(validate_config(self._params or {}))
+        params = self._context.params if self._context is not None else {}
+        check_environment(validate_config(params, self._parameter_sources()))
+
+    def _parameter_sources(self) -> dict[str, str] | None:
+        """Which file set each parameter; None when that cannot be worked out, since the
+        file names only annotate the problems and must never hide them."""
+        if self._context is None:
+            return None
+        loader = self._context.config_loader
+        try:
+            return parameter_sources(loader.conf_source, loader.env or loader.default_run_env,
+                                     loader.runtime_params, loader.base_env or "base")
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            log.warning("Could not tell which conf file set each parameter (%s: %s); "
+                        "config problems are listed without their files.", type(error).__name__, error)
+            return None
 
 
 class TrackingHooks:

@@ -10,7 +10,8 @@ import yaml
 
 from project_runs import merge
 
-from weighted_mtp.config import validate_config
+from weighted_mtp.config import Stage2Config, TrainingConfig, validate_block, validate_config
+from weighted_mtp.config_loader import RUNTIME_SOURCE, parameter_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,7 +96,7 @@ def test_interval_must_be_an_integer(params):
 def test_clip_min_above_max(params):
     params["training"]["stage2"]["weight_clip_min"] = 6.0
     lines = _problems(params)
-    assert any("training.stage2.weight_clip_min: must be <= training.stage2.weight_clip_max" in l for l in lines)
+    assert "  - training.stage2.weight_clip_min: must be <= weight_clip_max, found 6.0 > 5.0" in lines
 
 
 @pytest.mark.parametrize(
@@ -148,3 +149,66 @@ def _recipe_params(base: dict, recipe: str, overrides: dict) -> dict:
     """conf/base merged with conf/<recipe>/parameters.yml (as Kedro's soft merge does), then ``overrides``."""
     layer = yaml.safe_load((ROOT / "conf" / recipe / "parameters.yml").read_text()) or {}
     return merge(merge(base, layer), overrides)
+
+
+def test_a_string_is_not_a_bool(params):
+    params["training"]["early_stopping"] = "false"
+    assert "  - training.early_stopping: expected bool, found 'false'" in _problems(params)
+
+
+def test_a_bool_is_not_an_int_but_an_int_is_a_float(params):
+    params["training"]["log_interval"] = True
+    assert "  - training.log_interval: expected int, found True" in _problems(params)
+    params["training"]["log_interval"] = 10
+    params["training"]["stage2"]["beta"] = 2
+    beta = validate_config(params).training.stage2.beta
+    assert beta == 2.0 and isinstance(beta, float)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_float_must_be_finite(params, value):
+    params["training"]["stage2"]["initial_value"] = value  # a key without a range
+    assert f"  - training.stage2.initial_value: must be a finite number, found {value!r}" in _problems(params)
+
+
+def test_evaluation_k_is_a_list_of_ints_within_n_samples(params):
+    params["evaluation"]["k"] = [1, 2.5]
+    assert "  - evaluation.k.1: expected int, found 2.5" in _problems(params)
+    params["evaluation"]["k"] = [1, 20]
+    assert any(line.startswith("  - evaluation.k: every k must be in [1, n_samples=") for line in _problems(params))
+
+
+def test_raw_is_not_a_key_nor_a_field(params):
+    config = validate_config(params)
+    assert "raw" not in config.model_dump()
+    assert config == validate_config({**params, "evaluation": {}})  # defaults spelled out or not
+    params["raw"] = {}
+    assert any(line.startswith("  - raw: unknown key") for line in _problems(params))
+
+
+def test_each_problem_names_the_file_that_set_its_key(params, monkeypatch):
+    monkeypatch.delenv("WMTP_PRESET", raising=False)  # the micro preset layer
+    runtime = {"training": {"stage2": {"weight_clip_max": 0.05}}, "evaluation": {"top_p": 0}}
+    merged = merge(_recipe_params(params, "verifiable", {}), runtime)
+    del merged["dataset"]["train"]
+    sources = parameter_sources(ROOT / "conf", "verifiable", runtime)
+    with pytest.raises(ValueError) as excinfo:
+        validate_config(merged, sources)
+    assert str(excinfo.value).splitlines()[1:] == [
+        "  - dataset.train: required key is missing",
+        "  - training.stage2.weight_clip_min: must be <= weight_clip_max, found 0.1 > 0.05 "
+        "(set in conf/base/parameters.yml)",
+        f"  - evaluation.top_p: must be in (0, 1], found 0 (set in {RUNTIME_SOURCE})",
+    ]
+
+
+def test_validate_block_prefixes_the_block_path():
+    with pytest.raises(ValueError) as excinfo:
+        validate_block(TrainingConfig, {"stage2": {"beta": -1.0, "betta": 1.0}}, "training")
+    assert str(excinfo.value).splitlines() == [
+        "Invalid parameters (2 problem(s)):",
+        "  - training.stage2.beta: must be > 0, found -1.0",
+        "  - training.stage2.betta: unknown key (did you mean 'beta'?); allowed keys: " + ", ".join(
+            sorted(Stage2Config.model_fields)),
+    ]
+    assert validate_block(TrainingConfig, {"log_interval": 3}, "training").stage2.beta == 0.9

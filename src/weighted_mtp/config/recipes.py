@@ -62,16 +62,15 @@ def recipe_of(config: Any) -> Recipe:
 
 
 def recipe_contradictions(config: Any) -> list[str]:
-    """Every way ``config`` contradicts its recipe, as ``key: message`` lines.
+    """Every way ``config`` (a ``RunConfig`` whose fields are valid) contradicts its recipe,
+    as ``key: message`` lines.
 
     Stage 1 may be switched off (``training.stage1.enabled: false``) for a recipe that has
     one — a critic then learns in stage 2 only, a reference comes from
     ``models.reference.path`` — but not switched on for a recipe that has none.
     """
     name = config.project.recipe
-    recipe = RECIPES.get(name)
-    if recipe is None:
-        return []  # an unknown recipe is reported by the choice table
+    recipe = RECIPES[name]  # the schema accepts only the names of this table
     stage1, stage2 = config.training.stage1, config.training.stage2
     where = f"(project.recipe {name}: {recipe.summary})"
     errors = []
@@ -80,7 +79,7 @@ def recipe_contradictions(config: Any) -> list[str]:
                       f"found {stage2.weighting!r} {where}; choose the recipe with --env instead")
     if stage1.enabled and recipe.stage1 is None:
         errors.append(f"training.stage1.enabled: recipe {name} has no stage 1, found true {where}")
-    if isinstance(stage2.value_coef, (int, float)) and (stage2.value_coef > 0) != recipe.trains_value:
+    if (stage2.value_coef > 0) != recipe.trains_value:
         wanted = "> 0" if recipe.trains_value else "0"
         errors.append(f"training.stage2.value_coef: must be {wanted} for recipe {name}, "
                       f"found {stage2.value_coef} {where}")

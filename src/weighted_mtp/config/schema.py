@@ -1,80 +1,109 @@
-"""Frozen dataclasses for the merged parameters.
+"""The merged parameters as frozen pydantic models: structure, types, choices, ranges, rules.
 
 Config enters the Kedro-free packages through one door: the validated params dict becomes
-these dataclasses at the node boundary, so loops never read YAML or guess at missing keys.
-The field names equal the YAML keys of ``conf/base/parameters.yml``; the validator derives
-the set of allowed keys from these fields, so a new option is added in one place.
+these models at the node boundary, so loops never read YAML or guess at missing keys.
+The field names equal the YAML keys of ``conf/base/parameters.yml``. Every check lives on
+the model that holds its keys: choices are ``Literal`` types, ranges are ``Field`` bounds,
+and a rule that ties two keys together is a ``model_validator`` raising a ValueError of
+``key: message`` lines, keys relative to the model (:mod:`weighted_mtp.config.validate`
+adds the key path and lists every problem at once).
+
+Strict: a string is not a bool, a bool or a float is not an int (an int is a float), and
+nan/inf are rejected everywhere; an unknown key is an error.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from weighted_mtp.config.recipes import RECIPES, recipe_contradictions
+
+Positive = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]       # [0, 1)
+OpenFraction = Annotated[float, Field(gt=0, lt=1)]   # (0, 1)
+Share = Annotated[float, Field(gt=0, le=1)]          # (0, 1]
+Probability = Annotated[float, Field(ge=0, le=1)]    # [0, 1]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+RecipeName = Literal[tuple(RECIPES)]  # one source: the recipe table
+ValueTarget = Literal["outcome", "first_error"]  # docs/METHOD.md, "Critic quality"
+TrainOn = Literal["all", "correct"]
+ValueLoss = Literal["mse", "huber"]
 
 
-@dataclass(frozen=True)
-class ProjectConfig:
+class Section(BaseModel):
+    """A block of the parameters: frozen, strict, no unknown keys, finite floats."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class ProjectConfig(Section):
     name: str
-    recipe: str = "verifiable"
+    recipe: RecipeName = "verifiable"
     experiment: str = "default"
     preset: Optional[str] = None
     """Set by the scale preset's own parameters file (conf/presets/<name>)."""
     checkpoint_dir: str = "data/06_models/checkpoints/default"
 
 
-@dataclass(frozen=True)
-class MicroModelConfig:
-    dim: int = 128
-    n_layers: int = 6
-    n_heads: int = 4
+class MicroModelConfig(Section):
+    dim: PositiveInt = 128
+    n_layers: PositiveInt = 6
+    n_heads: PositiveInt = 4
     n_kv_heads: Optional[int] = 2
-    n_future_tokens: int = 4
-    max_seq_len: int = 512
+    n_future_tokens: PositiveInt = 4
+    max_seq_len: PositiveInt = 512
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _heads_within_layers(self) -> MicroModelConfig:
+        if self.n_future_tokens > self.n_layers:
+            raise ValueError(f"n_future_tokens: must be <= n_layers, found {self.n_future_tokens} > {self.n_layers}")
+        return self
 
-@dataclass(frozen=True)
-class PolicyModelConfig:
-    name: str
-    path: str
+
+class PolicyModelConfig(Section):
+    name: NonEmpty
+    path: NonEmpty
     create_micro: bool = False
-    dtype: str = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = "auto"
-    value_head: str = "linear"
-    micro: MicroModelConfig = field(default_factory=MicroModelConfig)
+    value_head: Literal["linear", "mlp", "block"] = "linear"
+    micro: MicroModelConfig = Field(default_factory=MicroModelConfig)
 
 
-@dataclass(frozen=True)
-class ReferenceModelConfig:
+class ReferenceModelConfig(Section):
     name: str = "reference"
     path: Optional[str] = None
 
 
-@dataclass(frozen=True)
-class ModelsConfig:
+class ModelsConfig(Section):
     policy: PolicyModelConfig
-    reference: ReferenceModelConfig = field(default_factory=ReferenceModelConfig)
+    reference: ReferenceModelConfig = Field(default_factory=ReferenceModelConfig)
 
 
-@dataclass(frozen=True)
-class DatasetConfig:
-    train: str
-    validation: str
+class DatasetConfig(Section):
+    train: NonEmpty
+    validation: NonEmpty
     name: str = "embedded-code"
     raw: Optional[str] = None
     tokenizer: Optional[str] = None
     test: Optional[str] = None
     """Held-out test problems (written by data_processing, read by evaluation)."""
-    max_length: int = 512
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.3
+    max_length: PositiveInt = 512
+    validation_fraction: OpenFraction = 0.1
+    test_fraction: OpenFraction = 0.3
     split_seed: int = 42
-    max_solutions_per_problem: int = 4
-    tokenizer_vocab_size: int = 4096
+    max_solutions_per_problem: PositiveInt = 4
+    tokenizer_vocab_size: PositiveInt = 4096
 
 
-@dataclass(frozen=True)
-class MlflowConfig:
+class MlflowConfig(Section):
     """Experiment tracking (docs/MLFLOW.md); the store itself is configured in mlflow.yml.
 
     ``experiment_name`` None means ``weighted-mtp/<project.recipe>``, derived after the
@@ -85,146 +114,178 @@ class MlflowConfig:
     enabled: bool = True
     experiment_name: Optional[str] = None
     run_name: Optional[str] = None
-    log_checkpoints: str = "best"
+    log_checkpoints: Literal["best", "all", "none"] = "best"
 
 
-@dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(Section):
     enabled: bool = True
-    n_epochs: float = 3.0
-    learning_rate: float = 1e-3
-    batch_size: int = 8
-    warmup_ratio: float = 0.1
+    n_epochs: Positive = 3.0
+    learning_rate: Positive = 1e-3
+    batch_size: PositiveInt = 8
+    warmup_ratio: Fraction = 0.1
 
 
-@dataclass(frozen=True)
-class Stage1Config:
+class Stage1Config(Section):
     enabled: bool = True
-    n_epochs: float = 0.5
-    learning_rate: float = 1e-4
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    loss: str = "mse"
-    huber_delta: float = 1.0
+    n_epochs: Positive = 0.5
+    learning_rate: Positive = 1e-4
+    batch_size: PositiveInt = 8
+    gradient_accumulation_steps: PositiveInt = 1
+    warmup_ratio: Fraction = 0.1
+    weight_decay: NonNegative = 0.0
+    max_grad_norm: Positive = 1.0
+    loss: ValueLoss = "mse"
+    huber_delta: Positive = 1.0
     freeze_trunk: bool = True
-    train_on: str = "all"
-    value_target: str = "outcome"   # outcome | first_error (docs/METHOD.md, "Critic quality")
+    train_on: TrainOn = "all"
+    value_target: ValueTarget = "outcome"
 
 
-@dataclass(frozen=True)
-class TDEMAConfig:
+class TDEMAConfig(Section):
     enabled: bool = False
-    momentum: float = 0.99
-    warmup_steps: int = 10
+    momentum: Fraction = 0.99
+    warmup_steps: NonNegativeInt = 10
 
 
-@dataclass(frozen=True)
-class Stage2Config:
+class Stage2Config(Section):
     enabled: bool = True
-    n_epochs: float = 2.5
-    learning_rate: float = 1e-5
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    max_grad_norm: float = 0.5
-    weighting: str = "td"
-    beta: float = 0.9
-    gamma: float = 1.0
-    td_lambda: float = 0.0
+    n_epochs: Positive = 2.5
+    learning_rate: Positive = 1e-5
+    batch_size: PositiveInt = 8
+    gradient_accumulation_steps: PositiveInt = 1
+    warmup_ratio: Fraction = 0.05
+    weight_decay: NonNegative = 0.0
+    max_grad_norm: Positive = 0.5
+    weighting: Literal["td", "uniform", "rho1"] = "td"
+    beta: Positive = 0.9
+    gamma: Share = 1.0
+    td_lambda: Probability = 0.0
     initial_value: float = 0.5
-    value_coef: float = 0.5
-    value_loss: str = "mse"
-    weight_clip_min: float = 0.1
-    weight_clip_max: float = 5.0
+    value_coef: NonNegative = 0.5
+    value_loss: ValueLoss = "mse"
+    weight_clip_min: Positive = 0.1
+    weight_clip_max: Positive = 5.0
     normalize_mean: bool = False
-    td_ema: TDEMAConfig = field(default_factory=TDEMAConfig)
-    k_percent: float = 0.6
-    train_on: str = "correct"
-    loss_heads: Optional[int] = None   # null: every head; 1: next-token loss on head 0 alone
-    value_target: str = "outcome"      # outcome | first_error
+    td_ema: TDEMAConfig = Field(default_factory=TDEMAConfig)
+    k_percent: Share = 0.6
+    train_on: TrainOn = "correct"
+    loss_heads: Optional[int] = Field(None, gt=0)  # null: every head; 1: next-token loss on head 0 alone
+    value_target: ValueTarget = "outcome"
+
+    @model_validator(mode="after")
+    def _clip_range(self) -> Stage2Config:
+        if self.weight_clip_min > self.weight_clip_max:
+            raise ValueError(f"weight_clip_min: must be <= weight_clip_max, "
+                             f"found {self.weight_clip_min} > {self.weight_clip_max}")
+        return self
 
 
-@dataclass(frozen=True)
-class DistributedConfig:
+class DistributedConfig(Section):
     """Multi-process training under torchrun (docs/DISTRIBUTED.md)."""
 
-    strategy: str = "ddp"          # ddp | fsdp (fsdp needs CUDA)
-    backend: str = "auto"          # auto (nccl on CUDA, gloo on CPU) | nccl | gloo
-    timeout_minutes: float = 30.0  # collective timeout: a rank that dies ends the others
+    strategy: Literal["ddp", "fsdp"] = "ddp"           # fsdp needs CUDA
+    backend: Literal["auto", "nccl", "gloo"] = "auto"  # auto: nccl on CUDA, gloo on CPU
+    timeout_minutes: Positive = 30.0  # collective timeout: a rank that dies ends the others
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(Section):
     seed: int = 42
-    log_interval: int = 10
-    eval_interval: int = 100
-    save_checkpoint_every: int = 1
+    log_interval: PositiveInt = 10
+    eval_interval: PositiveInt = 100
+    save_checkpoint_every: PositiveInt = 1
     resume_from: Optional[str] = None
     monitor: str = "val_loss"
-    patience: int = 5
+    patience: PositiveInt = 5
     early_stopping: bool = False
-    num_workers: int = 0
-    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-    stage1: Stage1Config = field(default_factory=Stage1Config)
-    stage2: Stage2Config = field(default_factory=Stage2Config)
-    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    num_workers: NonNegativeInt = 0
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    stage1: Stage1Config = Field(default_factory=Stage1Config)
+    stage2: Stage2Config = Field(default_factory=Stage2Config)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
 
-@dataclass(frozen=True)
-class ExecutionLimitsConfig:
+class ExecutionLimitsConfig(Section):
     """Limits of one sandboxed program run (docs/EXECUTION.md)."""
 
-    time_s: float = 2.0
-    memory_mb: int = 512
-    output_bytes: int = 1_000_000
+    time_s: Positive = 2.0
+    memory_mb: PositiveInt = 512
+    output_bytes: PositiveInt = 1_000_000
 
 
-@dataclass(frozen=True)
-class ExecutionConfig:
+class ExecutionConfig(Section):
     """How untrusted programs run: the sandbox's limits and parallelism."""
 
-    workers: int = 2
+    workers: PositiveInt = 2
     allow_weaker_isolation: bool = False
     """True runs programs even where a sandbox mechanism is missing (logged loudly)."""
-    limits: ExecutionLimitsConfig = field(default_factory=ExecutionLimitsConfig)
+    limits: ExecutionLimitsConfig = Field(default_factory=ExecutionLimitsConfig)
 
 
-@dataclass(frozen=True)
-class EvaluationConfig:
+class EvaluationConfig(Section):
     """Pass@k by execution on the held-out test problems (docs/EVALUATION.md)."""
 
     enabled: bool = True
     model: Optional[str] = None
     """A model directory to evaluate instead of the recipe's best model."""
-    n_samples: int = 10
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 0
-    k: list = field(default_factory=lambda: [1, 5, 10])
-    max_new_tokens: int = 320
-    batch_size: int = 16
+    n_samples: NonNegativeInt = 10
+    temperature: NonNegative = 0.8
+    top_p: Share = 0.95
+    top_k: NonNegativeInt = 0
+    k: list[int] = Field(default_factory=lambda: [1, 5, 10])
+    max_new_tokens: PositiveInt = 320
+    batch_size: PositiveInt = 16
     speculative: bool = False
     """Self-speculative decoding for the greedy completions (same output, faster)."""
-    max_problems: Optional[int] = None
+    max_problems: Optional[int] = Field(None, ge=1)
     """Evaluate only the first N test problems (a quick look; not for reported figures)."""
-    train_sample: int = 30
+    train_sample: NonNegativeInt = 30
     """Training problems in the greedy sanity line (0 = skip it)."""
-    bootstrap_resamples: int = 1000
+    bootstrap_resamples: PositiveInt = 1000
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _k_within_samples(self) -> EvaluationConfig:
+        problems = [f"k: every k must be in [1, n_samples={self.n_samples}], found {k}"
+                    for k in self.k if not 1 <= k <= self.n_samples]
+        if self.n_samples > 0 and self.temperature == 0:
+            problems.append("temperature: must be > 0 when n_samples > 0 (temperature 0 gives n "
+                            "identical samples; the greedy line is always reported)")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
-@dataclass(frozen=True)
-class RunConfig:
+
+class RunConfig(Section):
     project: ProjectConfig
     models: ModelsConfig
     dataset: DatasetConfig
     mlflow: MlflowConfig
     training: TrainingConfig
-    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    """The merged params dict the config was built from (for checkpoints and MLflow)."""
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The merged params dict the config was built from (for checkpoints and MLflow);
+        not a field: not an input key, not in ``model_dump()``, not compared."""
+        return self._raw
+
+    def with_raw(self, raw: dict[str, Any]) -> RunConfig:
+        """A copy that carries ``raw`` (the validator sets it after validation)."""
+        copy = self.model_copy()
+        copy._raw = raw
+        return copy
+
+    def __eq__(self, other: object) -> bool:
+        # pydantic compares private attributes too; two configs built from differently
+        # spelled params are the same config
+        if not isinstance(other, RunConfig):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    @model_validator(mode="after")
+    def _agrees_with_recipe(self) -> RunConfig:
+        if problems := recipe_contradictions(self):
+            raise ValueError("\n".join(problems))
+        return self

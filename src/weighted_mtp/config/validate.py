@@ -1,319 +1,158 @@
 """Validation of the merged parameters: every problem reported at once, with its key path.
 
 A run that dies after twenty minutes because of a typo in ``conf/verifiable`` is the failure
-this module exists to prevent. Structure (required sections and fields, unknown keys, types)
-is checked against the dataclasses in :mod:`weighted_mtp.config.schema`; ranges and choices
-are a table below.
+this module exists to prevent. The rules are the pydantic models of
+:mod:`weighted_mtp.config.schema`; this module turns pydantic's errors into one
+``ValueError`` a person can act on: one line per problem, keyed by dotted path, an unknown
+key with a "did you mean", a range as an interval, and (given the sources) the conf file
+that set the key.
+
+Pydantic checks a model's rules (``model_validator``) only when its fields parse, so a
+cross-field or recipe problem shows up once the field errors are fixed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import math
-import types
-import typing
-from typing import Any, Callable, Mapping, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar, get_args
 
-from weighted_mtp.config import schema
-from weighted_mtp.config.recipes import RECIPES, recipe_contradictions
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "project.recipe": tuple(RECIPES),
-    "models.policy.dtype": ("float32", "bfloat16", "float16"),
-    "models.policy.value_head": ("linear", "mlp", "block"),
-    "mlflow.log_checkpoints": ("best", "all", "none"),
-    "training.stage1.loss": ("mse", "huber"),
-    "training.stage1.train_on": ("all", "correct"),
-    "training.stage1.value_target": ("outcome", "first_error"),
-    "training.stage2.value_target": ("outcome", "first_error"),
-    "training.stage2.weighting": ("td", "uniform", "rho1"),
-    "training.stage2.value_loss": ("mse", "huber"),
-    "training.stage2.train_on": ("all", "correct"),
-    "training.distributed.strategy": ("ddp", "fsdp"),
-    "training.distributed.backend": ("auto", "nccl", "gloo"),
-}
+from weighted_mtp.config.schema import DatasetConfig, RunConfig
+
+Model = TypeVar("Model", bound=BaseModel)
+
+_TYPE_NAMES = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str",
+               "list_type": "list", "model_type": "a mapping", "dict_type": "a mapping"}
+_BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
-def _positive(value: float) -> bool:
-    return value > 0
-
-
-def _non_negative(value: float) -> bool:
-    return value >= 0
-
-
-def _unit_open(value: float) -> bool:
-    return 0 < value < 1
-
-
-def _unit_half_open(value: float) -> bool:
-    return 0 <= value < 1
-
-
-def _unit_closed_above(value: float) -> bool:
-    return 0 < value <= 1
-
-
-def _unit_closed(value: float) -> bool:
-    return 0 <= value <= 1
-
-
-_RULE_TEXT: dict[Callable[[float], bool], str] = {
-    _positive: "must be > 0",
-    _non_negative: "must be >= 0",
-    _unit_open: "must be in (0, 1)",
-    _unit_half_open: "must be in [0, 1)",
-    _unit_closed_above: "must be in (0, 1]",
-    _unit_closed: "must be in [0, 1]",
-}
-
-_STAGE_RANGES: dict[str, Callable[[float], bool]] = {
-    "n_epochs": _positive,
-    "learning_rate": _positive,
-    "batch_size": _positive,
-    "gradient_accumulation_steps": _positive,
-    "warmup_ratio": _unit_half_open,
-    "weight_decay": _non_negative,
-    "max_grad_norm": _positive,
-    "huber_delta": _positive,
-}
-
-RANGES: dict[str, Callable[[float], bool]] = {
-    **{f"training.stage1.{k}": rule for k, rule in _STAGE_RANGES.items()},
-    **{f"training.stage2.{k}": rule for k, rule in _STAGE_RANGES.items() if k != "huber_delta"},
-    **{f"training.pretrain.{k}": rule for k, rule in _STAGE_RANGES.items()
-       if k in ("n_epochs", "learning_rate", "batch_size", "warmup_ratio")},
-    "training.log_interval": _positive,
-    "training.eval_interval": _positive,
-    "training.save_checkpoint_every": _positive,
-    "training.patience": _positive,
-    "training.num_workers": _non_negative,
-    "training.distributed.timeout_minutes": _positive,
-    "training.stage2.beta": _positive,
-    "training.stage2.gamma": _unit_closed_above,
-    "training.stage2.td_lambda": _unit_closed,
-    "training.stage2.value_coef": _non_negative,
-    "training.stage2.weight_clip_min": _positive,
-    "training.stage2.weight_clip_max": _positive,
-    "training.stage2.k_percent": _unit_closed_above,
-    "training.stage2.loss_heads": _positive,
-    "training.stage2.td_ema.momentum": _unit_half_open,
-    "training.stage2.td_ema.warmup_steps": _non_negative,
-    "dataset.max_length": _positive,
-    "dataset.validation_fraction": _unit_open,
-    "dataset.test_fraction": _unit_open,
-    "dataset.max_solutions_per_problem": _positive,
-    "dataset.tokenizer_vocab_size": _positive,
-    "models.policy.micro.dim": _positive,
-    "models.policy.micro.n_layers": _positive,
-    "models.policy.micro.n_heads": _positive,
-    "models.policy.micro.n_future_tokens": _positive,
-    "models.policy.micro.max_seq_len": _positive,
-    "execution.workers": _positive,
-    "execution.limits.time_s": _positive,
-    "execution.limits.memory_mb": _positive,
-    "execution.limits.output_bytes": _positive,
-    "evaluation.n_samples": _non_negative,
-    "evaluation.temperature": _non_negative,
-    "evaluation.top_p": _unit_closed_above,
-    "evaluation.top_k": _non_negative,
-    "evaluation.max_new_tokens": _positive,
-    "evaluation.batch_size": _positive,
-    "evaluation.train_sample": _non_negative,
-    "evaluation.bootstrap_resamples": _positive,
-}
-
-
-def validate_config(params: Mapping[str, Any]) -> schema.RunConfig:
+def validate_config(params: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> RunConfig:
     """Check the merged parameters and build the frozen run config.
 
     Args:
         params: The merged Kedro parameters (``context.params``).
+        sources: Optional ``{"training.stage2.beta": "conf/verifiable/parameters.yml"}``
+            (:func:`weighted_mtp.config_loader.parameter_sources`): each problem then names
+            the file that set its key.
 
     Returns:
-        The validated :class:`~weighted_mtp.config.schema.RunConfig`.
+        The validated :class:`~weighted_mtp.config.schema.RunConfig`; ``config.raw`` is a
+        plain copy of ``params``.
 
     Raises:
         ValueError: Listing every problem found, one per line, each with its key path.
     """
-    errors: list[str] = []
-    if not isinstance(params, Mapping):
-        raise ValueError(f"parameters: expected a mapping, found {type(params).__name__}")
-    built = _build(schema.RunConfig, params, "", errors, skip=("raw",))
-    if built is not None:
-        _check_values(built, errors)
-    if errors:
-        lines = "\n".join(f"  - {e}" for e in errors)
-        raise ValueError(f"Invalid parameters ({len(errors)} problem(s)):\n{lines}")
-    return dataclasses.replace(built, raw=plain_copy(params))
+    plain = plain_copy(params)
+    return validate_block(RunConfig, plain, "", sources).with_raw(plain)
 
 
-def validate_dataset(block: Mapping[str, Any]) -> schema.DatasetConfig:
-    """The ``dataset`` block alone (``params:dataset``), for the nodes that need only it:
-    structure, types, choices and ranges of ``dataset.*`` keys.
+def validate_block(model_cls: type[Model], block: Any, path: str,
+                   sources: Mapping[str, str] | None = None) -> Model:
+    """One params block (``params:training``) as ``model_cls``, for the nodes that take it.
+
+    Args:
+        model_cls: The block's model (:class:`~weighted_mtp.config.schema.TrainingConfig`).
+        block: The block's parameters.
+        path: The block's key path (``"training"``; ``""`` for the whole config), which
+            prefixes every problem.
+        sources: As for :func:`validate_config`.
 
     Raises:
-        ValueError: Listing every problem, each with its ``dataset.`` key path.
+        ValueError: Listing every problem, each with its full key path.
     """
-    errors: list[str] = []
-    built = _build(schema.DatasetConfig, block, "dataset", errors)
-    if built is not None:
-        _check_ranges(lambda path: getattr(built, path.split(".", 1)[1]), "dataset.", errors)
-    if errors:
-        lines = "\n".join(f"  - {e}" for e in errors)
-        raise ValueError(f"Invalid parameters ({len(errors)} problem(s)):\n{lines}")
-    return built
-
-
-def _build(cls: type, data: Any, path: str, errors: list[str], skip: tuple[str, ...] = ()) -> Any:
-    """Recursively turn a mapping into ``cls``, collecting errors instead of raising."""
-    if not isinstance(data, Mapping):
-        errors.append(f"{path or 'parameters'}: expected a mapping, found {data!r}")
-        return None
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
-    for key in data:
-        if key not in fields:
-            errors.append(_unknown_key_message(_join(path, key), key, fields))
-    kwargs: dict[str, Any] = {}
-    for name, fld in fields.items():
-        key_path = _join(path, name)
-        if name not in data:
-            if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
-                what = "section" if not path else "key"
-                errors.append(f"{key_path}: required {what} is missing")
-            continue
-        kwargs[name] = _coerce(hints[name], data[name], key_path, errors)
-    if any(value is None and dataclasses.is_dataclass(hints[name]) for name, value in kwargs.items()):
-        return None  # a nested section was not a mapping; already reported
     try:
-        return cls(**kwargs)
-    except TypeError:
-        return None  # a required key was missing; already reported
+        return model_cls.model_validate(plain_copy(block))
+    except ValidationError as error:
+        problems = [p for e in error.errors() for p in _problems(model_cls, e, path)]
+    lines = "\n".join(f"  - {key}: {message}{_source_note(key, message, sources)}" for key, message in problems)
+    raise ValueError(f"Invalid parameters ({len(problems)} problem(s)):\n{lines}")
 
 
-def _coerce(hint: Any, value: Any, path: str, errors: list[str]) -> Any:
-    """Check ``value`` against a type hint, turning nested mappings into dataclasses."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        hint = next(a for a in args if a is not type(None))
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path, errors)
-    if hint is bool:
-        ok = isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif hint is str:
-        ok = isinstance(value, str)
-    elif hint is list:
-        ok = isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig"
-        value = list(value) if ok else value
-    else:
-        ok = True
-    if not ok:
-        errors.append(f"{path}: expected {getattr(hint, '__name__', hint)}, found {value!r}")
-    return value
+def validate_dataset(block: Mapping[str, Any]) -> DatasetConfig:
+    """The ``dataset`` block alone (``params:dataset``), for the nodes that need only it."""
+    return validate_block(DatasetConfig, block, "dataset")
 
 
-def _check_ranges(value_of: Callable[[str], Any], prefix: str, errors: list[str]) -> None:
-    """Apply the range table to the keys under ``prefix`` (all of them for "")."""
-    for path, rule in RANGES.items():
-        if not path.startswith(prefix):
-            continue
-        value = value_of(path)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue  # a type error, already reported
-        if not math.isfinite(value) or not rule(value):
-            errors.append(f"{path}: {_RULE_TEXT[rule]}, found {value!r}")
+def _problems(root: type[BaseModel], error: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
+    """``(key path, message)`` pairs for one pydantic error (a rule may report several)."""
+    loc = [str(part) for part in error["loc"]]
+    base = ".".join(part for part in (path, *loc) if part)
+    key, kind, found = base or "parameters", error["type"], error.get("input")
+    parent = _model_at(root, loc[:-1])
+    field = parent.model_fields.get(loc[-1]) if parent and loc else None
+    if kind == "value_error":  # a model's rule: "key: message" lines relative to the model
+        return [(_join(base, line.partition(": ")[0]), line.partition(": ")[2])
+                for line in str(error["ctx"]["error"]).splitlines()]
+    if kind == "missing":
+        return [(key, f"required {'section' if _model_type(field) else 'key'} is missing")]
+    if kind == "extra_forbidden":
+        return [(key, _unknown_key_message(loc[-1], list(parent.model_fields) if parent else []))]
+    if kind in _TYPE_NAMES:
+        return [(key, f"expected {_TYPE_NAMES[kind]}, found {found!r}")]
+    if kind.startswith(("greater_than", "less_than")):
+        return [(key, f"{_range_text(field, error.get('ctx', {}))}, found {found!r}")]
+    if kind == "literal_error" and field is not None:
+        return [(key, f"must be one of {', '.join(map(str, get_args(field.annotation)))}, found {found!r}")]
+    if kind == "string_too_short":
+        return [(key, "must not be empty")]
+    if kind == "finite_number":
+        return [(key, f"must be a finite number, found {found!r}")]
+    return [(key, f"{error['msg']}, found {found!r}")]
 
 
-def _check_values(config: schema.RunConfig, errors: list[str]) -> None:
-    """Apply the choice and range tables, then the rules that relate two keys."""
-    for path, choices in CHOICES.items():
-        value = _lookup(config, path)
-        if value not in choices:
-            errors.append(f"{path}: must be one of {', '.join(choices)}, found {value!r}")
-    _check_ranges(lambda path: _lookup(config, path), "", errors)
-    stage2 = config.training.stage2
-    if _numbers(stage2.weight_clip_min, stage2.weight_clip_max) and stage2.weight_clip_min > stage2.weight_clip_max:
-        errors.append(
-            "training.stage2.weight_clip_min: must be <= training.stage2.weight_clip_max, "
-            f"found {stage2.weight_clip_min} > {stage2.weight_clip_max}"
-        )
-    micro = config.models.policy.micro
-    if _numbers(micro.n_future_tokens, micro.n_layers) and micro.n_future_tokens > micro.n_layers:
-        errors.append(
-            "models.policy.micro.n_future_tokens: must be <= models.policy.micro.n_layers, "
-            f"found {micro.n_future_tokens} > {micro.n_layers}"
-        )
-    _check_evaluation(config.evaluation, errors)
-    errors.extend(recipe_contradictions(config))
-    for key in ("models.policy.name", "models.policy.path", "dataset.train", "dataset.validation"):
-        if not _lookup(config, key):
-            errors.append(f"{key}: must not be empty")
+def _model_at(root: type[BaseModel], loc: Sequence[str]) -> type[BaseModel] | None:
+    """The model at key path ``loc`` below ``root`` (None inside a list or a plain field)."""
+    model: type[BaseModel] | None = root
+    for part in loc:
+        model = _model_type(model.model_fields.get(part)) if model else None
+    return model
 
 
-def _check_evaluation(evaluation: schema.EvaluationConfig, errors: list[str]) -> None:
-    """Rules of the evaluation block that tie keys together (k against n_samples)."""
-    k_values = evaluation.k
-    if not isinstance(k_values, list) or not all(_numbers(k) and int(k) == k for k in k_values):
-        errors.append(f"evaluation.k: expected a list of integers, found {k_values!r}")
-        return
-    n_samples = evaluation.n_samples
-    if not _numbers(n_samples):
-        return
-    for k in k_values:
-        if k < 1 or k > n_samples:
-            errors.append(f"evaluation.k: every k must be in [1, evaluation.n_samples={n_samples}], "
-                          f"found {k}")
-    if n_samples > 0 and _numbers(evaluation.temperature) and evaluation.temperature == 0:
-        errors.append("evaluation.temperature: must be > 0 when evaluation.n_samples > 0 "
-                      "(temperature 0 gives n identical samples; the greedy line is always reported)")
-    if evaluation.max_problems is not None and (not _numbers(evaluation.max_problems) or evaluation.max_problems < 1):
-        errors.append(f"evaluation.max_problems: must be null or >= 1, found {evaluation.max_problems!r}")
+def _model_type(field: FieldInfo | None) -> type[BaseModel] | None:
+    annotation = field.annotation if field else None
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
-def _numbers(*values: Any) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+def _range_text(field: FieldInfo | None, ctx: Mapping[str, Any]) -> str:
+    """``must be > 0`` or, for a field bounded on both sides, ``must be in (0, 1]``."""
+    bounds = {name: getattr(m, name) for m in (field.metadata if field else ()) for name in _BOUNDS
+              if hasattr(m, name)} or dict(ctx)
+    low = next(((name, bounds[name]) for name in ("gt", "ge") if name in bounds), None)
+    high = next(((name, bounds[name]) for name in ("lt", "le") if name in bounds), None)
+    if low and high:
+        return f"must be in {'(' if low[0] == 'gt' else '['}{low[1]}, {high[1]}{')' if high[0] == 'lt' else ']'}"
+    name, value = low or high
+    return f"must be {_BOUNDS[name]} {value}"
 
 
-def _unknown_key_message(path: str, key: str, fields: Mapping[str, Any]) -> str:
-    close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+def _unknown_key_message(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"{path}: unknown key{hint}; allowed keys: {', '.join(sorted(fields))}"
+    return f"unknown key{hint}; allowed keys: {', '.join(sorted(allowed))}"
 
 
-def _lookup(config: Any, path: str) -> Any:
-    for part in path.split("."):
-        config = getattr(config, part)
-    return config
+def _source_note(key: str, message: str, sources: Mapping[str, str] | None) -> str:
+    """`` (set in <file>)`` for the nearest key at or above ``key`` that a file set."""
+    if not sources or message.startswith("required"):
+        return ""  # a missing key was set nowhere
+    while key:
+        if key in sources:
+            return f" (set in {sources[key]})"
+        key = key.rpartition(".")[0]
+    return ""
 
 
-def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if path else str(key)
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def plain_copy(value: Any) -> Any:
     """A deep copy made of plain dicts and lists (OmegaConf containers become builtins)."""
     if isinstance(value, Mapping):
         return {str(k): plain_copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return [plain_copy(v) for v in value]
     return value
-
-
-def validate_block(model_cls: type, block: Mapping[str, Any], path: str) -> Any:
-    """One params block (``params:training`` …) as its config type (temporary: replaced by
-    the pydantic models)."""
-    errors: list[str] = []
-    built = _build(model_cls, block, path, errors)
-    if errors:
-        lines = "\n".join(f"  - {e}" for e in errors)
-        raise ValueError(f"Invalid parameters ({len(errors)} problem(s)):\n{lines}")
-    return built

@@ -130,11 +130,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def config_to_dict(config: Any) -> Any:
-    """Turn a config (frozen dataclasses, mappings, namespaces) into plain Python types.
+    """Turn a config (pydantic models, frozen dataclasses, mappings, namespaces) into plain
+    Python types.
 
     The result is what checkpoints store and compare on resume: dicts, lists, str, int,
-    float, bool, None (paths become strings).
+    float, bool, None (paths become strings). A ``RunConfig``'s ``raw`` params copy is not
+    a field and is left out.
     """
+    if hasattr(config, "model_dump") and not isinstance(config, type):  # a pydantic model
+        return config_to_dict(config.model_dump())
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         return {f.name: config_to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
     if isinstance(config, Mapping):
