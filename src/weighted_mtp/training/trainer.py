@@ -18,7 +18,7 @@ steps, and the global step runs on across epoch boundaries. After each step:
 Resume restores model, optimizer, scheduler, EMA, RNG, best-so-far and the position in the
 data: each epoch's order comes from a generator seeded with ``seed + epoch`` and the sampler
 skips the micro-batches already consumed, so the remaining steps see exactly the batches of
-an uninterrupted run (docs/TRAINING.md, "Checkpoints and resume").
+an uninterrupted run (docs/TRAINING.md, "Resume").
 """
 
 from __future__ import annotations
