@@ -93,3 +93,13 @@ def run_project(
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
+
+
+def run_folders(experiment_dir: Path) -> list[Path]:
+    """The run folders under ``<checkpoints>/<experiment>/runs``, oldest first (ids sort by time)."""
+    return sorted((p for p in (Path(experiment_dir) / "runs").iterdir() if p.is_dir()), key=lambda p: p.name)
+
+
+def newest_run(experiment_dir: Path) -> Path:
+    """The newest run's checkpoint folder of an experiment."""
+    return run_folders(experiment_dir)[-1]

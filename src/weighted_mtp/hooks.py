@@ -28,6 +28,7 @@ import copy
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -46,6 +47,8 @@ from weighted_mtp.config import DistributedConfig, validate_block, validate_conf
 from weighted_mtp.config_loader import parameter_sources
 from weighted_mtp.datasets.rank_zero import make_read_only, persisted_names
 from weighted_mtp.runtime import distributed
+from weighted_mtp.runtime.run_lock import RunLock, RunLockedError
+from weighted_mtp.runtime.runs import RUN_ID_VARIABLE, new_run_id
 from weighted_mtp.tracking.options import TrackingOptions, tracking_options
 from weighted_mtp.tracking.run_record import log_run_record, parameter_count, run_tags
 from weighted_mtp.tracking.server import check_tracking_server, local_artifact_location, resolve_tracking_uri
@@ -53,6 +56,7 @@ from weighted_mtp.tracking.server import check_tracking_server, local_artifact_l
 log = logging.getLogger(__name__)
 
 METRICS_DATASET = "metrics"  # logged as metrics.json
+HOST_TAG, PID_TAG = "wmtp.host", "wmtp.pid"  # who runs it: a later run can tell an abandoned run
 MODEL_PARAMETERS_TAG = "model_parameters"
 
 
@@ -94,6 +98,62 @@ class ConfigHooks:
             return None
 
 
+class RunHooks:
+    """One run at a time per experiment folder, and one run id on every rank.
+
+    Before the first node (after the process group exists, before the MLflow run starts)
+    rank 0 takes the experiment folder's lock (:class:`~weighted_mtp.runtime.run_lock.RunLock`)
+    and every rank learns the run id (``WMTP_RUN_ID``) that names the run's checkpoint
+    folder; a second run in the same folder fails at once, naming the holder. The lock is
+    released when the run ends, however it ends (the kernel drops it if the process dies).
+    """
+
+    def __init__(self) -> None:
+        self._context: Any = None
+        self._lock: RunLock | None = None
+        self._previous_run_id: str | None = None
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self._context = context
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        self._previous_run_id = os.environ.get(RUN_ID_VARIABLE)
+        run_id = self._previous_run_id or new_run_id()
+        problem = None
+        if distributed.is_main_process():
+            folder = self._context.params["project"]["checkpoint_dir"]
+            self._lock = RunLock(folder, run_id)
+            try:
+                self._lock.acquire()
+            except RunLockedError as error:
+                self._lock, problem = None, str(error)
+        run_id, problem = distributed.all_gather_objects((run_id, problem))[0]  # rank 0's answer
+        if problem:
+            raise RunLockedError(problem)
+        os.environ[RUN_ID_VARIABLE] = run_id
+        log.info("Run %s", run_id)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        self._end()
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        """Release the lock; the next run in this process gets its own id."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if self._previous_run_id is None:
+            os.environ.pop(RUN_ID_VARIABLE, None)
+        else:
+            os.environ[RUN_ID_VARIABLE] = self._previous_run_id
+
+
 class TrackingHooks:
     """Starts, fills and ends the MLflow run of a Kedro run (only when tracking is on)."""
 
@@ -105,6 +165,7 @@ class TrackingHooks:
         self._run_id: str | None = None
         self._started = 0.0
         self._counted = False
+        self._signals = StopSignals()
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -143,6 +204,8 @@ class TrackingHooks:
         self._client = MlflowClient(mlflow.get_tracking_uri())
         self._started = time.time()
         self._record_run()
+        self._signals.catch()
+        fail_abandoned_runs(self._client, mlflow.active_run().info.experiment_id, self._run_id)
 
     @hook_impl
     def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any], is_async: bool) -> None:
@@ -173,22 +236,30 @@ class TrackingHooks:
         if self._run_id is None:
             switch_catalog_logging(catalog, True)
             return
+        self._signals.restore()
         self._plugin.after_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
         self._run_id = None
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        """End the run as FAILED."""
+        """End the run as KILLED (a signal stopped it) or FAILED (an error)."""
+        self._signals.restore()
         if self._run_id is None:
             return
-        self._plugin.on_pipeline_error(error=error, run_params=run_params, pipeline=pipeline, catalog=catalog)
+        if isinstance(error, (RunStopped, RankStopped)):
+            self._client.set_tag(self._run_id, "wmtp.stopped_by", str(error))
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        else:
+            self._plugin.on_pipeline_error(error=error, run_params=run_params, pipeline=pipeline, catalog=catalog)
         self._run_id = None
 
     def _record_run(self) -> None:
         """Params, tags and config once per run; a failure here ends the new run FAILED."""
         params = self._context.params
         try:
-            log_run_record(self._client, self._run_id, params, run_tags(params, self._context.project_path))
+            tags = {**run_tags(params, self._context.project_path), HOST_TAG: socket.gethostname(),
+                    PID_TAG: str(os.getpid()), RUN_ID_VARIABLE: os.environ.get(RUN_ID_VARIABLE, "")}
+            log_run_record(self._client, self._run_id, params, tags)
         except Exception:
             mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
             self._run_id = None
@@ -301,6 +372,70 @@ class DistributedHooks:
         if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
+
+
+class RunStopped(RuntimeError):
+    """SIGINT (Ctrl-C) or SIGTERM stopped the run; raised where the run was, so the error
+    hooks run and the MLflow run ends KILLED instead of staying RUNNING."""
+
+
+class StopSignals:
+    """SIGINT and SIGTERM as :class:`RunStopped` while a tracked run is going (torchrun's
+    SIGTERM is :class:`DistributedHooks`' to handle; signals go to the main thread only)."""
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+
+    def catch(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        wanted = [signal.SIGINT] + ([] if distributed.launched_distributed() else [signal.SIGTERM])
+        for number in wanted:
+            self._previous[number] = signal.signal(number, _raise_run_stopped)
+
+    def restore(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+
+def _raise_run_stopped(signum: int, frame: Any) -> None:
+    raise RunStopped(f"the run was stopped by {signal.Signals(signum).name}")
+
+
+def fail_abandoned_runs(client: MlflowClient, experiment_id: str, current_run_id: str) -> list[str]:
+    """Mark as FAILED the runs of this experiment left RUNNING by a process of this machine
+    that no longer exists (``kill -9``, a power cut): MLflow cannot tell them from live ones.
+
+    Returns:
+        The run ids marked.
+    """
+    host, marked = socket.gethostname(), []
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
+    for run in running:
+        tags = run.data.tags
+        if run.info.run_id == current_run_id or tags.get(HOST_TAG) != host or not tags.get(PID_TAG):
+            continue
+        if _process_alive(int(tags[PID_TAG])):
+            continue
+        client.set_tag(run.info.run_id, "wmtp.ended_by", f"run {current_run_id}: its process {tags[PID_TAG]} was gone")
+        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+        marked.append(run.info.run_id)
+        log.warning("MLflow run %s was left RUNNING by process %s, which no longer exists: marked FAILED",
+                    run.info.run_id, tags[PID_TAG])
+    return marked
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _raise_rank_stopped(signum: int, frame: Any) -> None:

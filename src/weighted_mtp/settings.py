@@ -17,7 +17,7 @@ ranks > 0 from writing (docs/DISTRIBUTED.md).
 import os
 
 from weighted_mtp.config_loader import PresetConfigLoader
-from weighted_mtp.hooks import ConfigHooks, DistributedHooks, TrackingHooks
+from weighted_mtp.hooks import ConfigHooks, DistributedHooks, RunHooks, TrackingHooks
 from weighted_mtp.runtime.distributed import is_main_process, quiet_non_main_logging
 
 
@@ -37,7 +37,7 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
 
-HOOKS = (TrackingHooks(), DistributedHooks(), ConfigHooks())  # pluggy calls the last one first
+HOOKS = (TrackingHooks(), DistributedHooks(), RunHooks(), ConfigHooks())  # pluggy calls the last one first
 # Under torchrun (RANK is set before Python starts) ranks > 0 also run without kedro-viz's
 # hooks, which write run statistics files, and log only warnings (rank 0 logs the run).
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",) if is_main_process() else ("kedro_mlflow", "kedro-viz")

@@ -18,7 +18,7 @@ import torch
 import yaml
 from dist_helpers import run_torchrun
 from mlflow.tracking import MlflowClient
-from project_runs import TINY_PARAMS, make_scratch_project, merge
+from project_runs import TINY_PARAMS, make_scratch_project, merge, run_folders
 
 from weighted_mtp.config import validate_config
 from weighted_mtp.data import TokenizedDataset, load_tokenizer, read_jsonl, resolve_pad_token_id
@@ -89,7 +89,7 @@ def test_one_mlflow_run_with_each_metric_once_per_step(run):
 
 
 def test_checkpoints_are_written_once_by_rank_0_and_load(run):
-    folder = run["project"] / CHECKPOINTS
+    (folder,) = run_folders(run["project"] / CHECKPOINTS)  # one run, one folder for every rank
     names = sorted(path.name for path in folder.glob("*.pt"))
     assert names == ["checkpoint_stage1_best.pt", "checkpoint_stage1_final.pt",
                      "checkpoint_stage2_best.pt", "checkpoint_stage2_final.pt"]

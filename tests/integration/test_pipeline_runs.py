@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from project_runs import make_scratch_project, read_json, run_project
+from project_runs import make_scratch_project, newest_run, read_json, run_folders, run_project
 from weighted_mtp.models import MetaLlamaMTPAdapter
 from weighted_mtp.training.checkpoint import load_checkpoint
 
@@ -31,7 +31,7 @@ def test_data_processing_writes_splits_and_tokenizer(default_run):
 
 
 def test_default_run_leaves_checkpoints_model_and_metrics(default_run):
-    folder = default_run / CHECKPOINTS / "default"
+    folder = newest_run(default_run / CHECKPOINTS / "default")
     for stage in ("stage1", "stage2"):
         assert (folder / f"checkpoint_{stage}_final.pt").is_file()
         assert (folder / f"checkpoint_{stage}_best.pt").is_file()
@@ -58,7 +58,7 @@ PINNED_STAGE2_VAL_LOSS = 9.559826023583579
 
 
 def test_seeded_stage2_losses_are_pinned(default_run):
-    history = load_checkpoint(default_run / CHECKPOINTS / "default/checkpoint_stage2_final.pt")["history"]
+    history = load_checkpoint(newest_run(default_run / CHECKPOINTS / "default") / "checkpoint_stage2_final.pt")["history"]
     train = {row["step"]: row["train/loss"] for row in history if "train/loss" in row}
     val = [row["val_loss"] for row in history if "val_loss" in row]
     assert train == pytest.approx(PINNED_STAGE2_TRAIN_LOSS, rel=1e-4, abs=1e-4)
@@ -73,10 +73,15 @@ def test_micro_model_is_generated_and_warmed_up_once(default_run):
 
 def test_stage2_runs_alone_from_what_stage1_left(default_run):
     summary_path = default_run / CHECKPOINTS / "default/stage2_summary.json"
+    first = read_json(summary_path)
     summary_path.unlink()
     run_project(default_run, pipeline_names=["stage2"], from_nodes=["train_stage2"])
     summary = read_json(summary_path)
     assert summary["global_step"] == summary["total_steps"] > 0
+    # a second run keeps the first run's checkpoints: each run writes into its own folder
+    assert summary["run_id"] != first["run_id"] and (default_run / first["best_checkpoint"]).is_file()
+    assert [p.name for p in run_folders(default_run / CHECKPOINTS / "default")][-2:] == [first["run_id"],
+                                                                                      summary["run_id"]]
 
 
 @pytest.mark.parametrize("recipe", ["baseline", "rho1"])
@@ -88,4 +93,4 @@ def test_each_recipe_runs(default_run, recipe):
         assert metrics["stage1"] == {"skipped": True, "recipe": "baseline"}
     else:
         assert metrics["stage1"]["stage"] == "stage1"
-    assert (default_run / CHECKPOINTS / recipe / "checkpoint_stage2_final.pt").is_file()
+    assert (newest_run(default_run / CHECKPOINTS / recipe) / "checkpoint_stage2_final.pt").is_file()

@@ -189,3 +189,31 @@ def test_configured_resume_from_of_another_stage_is_ignored(tmp_path):
     assert resume_path("stage1", None, other) is None
     assert resume_path("stage2", None, other) == tmp_path / "checkpoint_stage2_step_4.pt"
     assert resume_path("stage1", tmp_path / "x.pt", other) == tmp_path / "x.pt"  # explicit wins
+
+
+@pytest.mark.parametrize("change, key", [({"value_coef": 0.25}, "value_coef"), ({"train_on": "all"}, "ce_rows"),
+                                         ({"value_target": "first_error"}, "value_target")])
+def test_resume_refuses_a_changed_objective_naming_the_key(change, key, make_adapter, tokenizer, train_records,
+                                                           val_records, make_config, tmp_path):
+    config = make_config({"training": {"stage2": {"n_epochs": 0.8}}})
+    cut = _stage2(make_adapter, tokenizer, train_records, val_records, config, tmp_path, stop_after_steps=2)
+    changed = make_config({"training": {"stage2": {"n_epochs": 0.8, **change}}})
+    with pytest.raises(ValueError, match=rf"cannot resume stage2 with a different objective \(.*{key}: "):
+        _stage2(make_adapter, tokenizer, train_records, val_records, changed, tmp_path,
+                resume_from=cut.final_checkpoint)
+
+
+def test_rolling_checkpoint_every_n_steps_and_resume_from_last(make_adapter, tokenizer, train_records, val_records,
+                                                              make_config, tmp_path):
+    config = make_config({"training": {"save_every_steps": 2, "stage2": {"n_epochs": 1.6}}})
+    full = _stage2(make_adapter, tokenizer, train_records, val_records, config, tmp_path / "runs" / "a")
+    cut = _stage2(make_adapter, tokenizer, train_records, val_records, config, tmp_path / "runs" / "b",
+                  stop_after_steps=5)
+    last = tmp_path / "runs" / "b" / "checkpoint_stage2_last.pt"
+    assert load_checkpoint(last)["global_step"] == 4  # the newest multiple of 2 before the stop
+    resumed_config = make_config({"training": {"save_every_steps": 2, "resume_from": "last",
+                                               "stage2": {"n_epochs": 1.6}}})
+    resumed = _stage2(make_adapter, tokenizer, train_records, val_records, resumed_config, tmp_path / "runs" / "c")
+    expected, got = dict(train_losses(full.history)), dict(train_losses(resumed.history))
+    assert sorted(got) == sorted(expected) == list(range(1, 9))
+    assert [got[step] for step in expected] == pytest.approx(list(expected.values()), abs=1e-5)

@@ -198,3 +198,35 @@ def test_stage1_block_critic_trains_its_own_block_and_leaves_the_policy(tokenize
     assert _changed(before, adapter) == {"trunk": False, "heads": False, "value": True}
     assert any(not torch.equal(a, b) for a, b in zip(block_before, adapter.value_head.block.parameters()))
     assert 0.0 <= result.metrics["val_value_auroc"] <= 1.0
+
+
+def test_stage2_refuses_training_rows_without_a_correct_solution(make_adapter, tokenizer, train_records,
+                                                                 val_records, make_config, tmp_path):
+    config = make_config({"project": {"recipe": "baseline"}, "training": {"stage1": {"enabled": False},
+                          "stage2": {"weighting": "uniform", "value_coef": 0.0}}})
+    incorrect = [r for r in train_records if not r["is_correct"]]
+    with pytest.raises(ValueError, match=r"stage2: none of the 6 training rows is correct"):
+        run_stage("stage2", make_adapter(), tokenizer, incorrect, val_records, config, tmp_path)
+
+
+def test_a_critic_refuses_training_rows_of_one_outcome(make_adapter, tokenizer, train_records, val_records,
+                                                       make_config, tmp_path):
+    correct = [r for r in train_records if r["is_correct"]]
+    with pytest.raises(ValueError, match=r"stage1: all 12 training rows are correct; the critic needs"):
+        run_stage("stage1", make_adapter(), tokenizer, correct, val_records, make_config(), tmp_path)
+
+
+def test_save_best_refuses_a_checkpoint_another_run_wrote(make_adapter, tokenizer, train_records, val_records,
+                                                          make_config, tmp_path, monkeypatch):
+    from weighted_mtp.pipelines.stage2.nodes import save_best
+
+    monkeypatch.setenv("WMTP_RUN_ID", "run-a")
+    result = run_stage("stage2", make_adapter(), tokenizer, train_records, val_records,
+                       make_config({"training": {"stage2": {"n_epochs": 0.4}}}), tmp_path)
+    summary = result.summary()
+    assert summary["run_id"] == "run-a" and save_best(result.model, summary, tokenizer).adapter is result.model
+    monkeypatch.setenv("WMTP_RUN_ID", "run-b")  # run b overwrites the file run a's summary names
+    run_stage("stage2", make_adapter(), tokenizer, train_records, val_records,
+              make_config({"training": {"stage2": {"n_epochs": 0.4}}}), tmp_path)
+    with pytest.raises(ValueError, match=r"was written by run run-b, not by run run-a"):
+        save_best(result.model, summary, tokenizer)

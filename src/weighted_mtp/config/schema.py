@@ -193,6 +193,10 @@ class TrainingConfig(Section):
     log_interval: PositiveInt = 10
     eval_interval: PositiveInt = 100
     save_checkpoint_every: PositiveInt = 1
+    save_every_steps: NonNegativeInt = 25
+    """Steps between rolling ``checkpoint_<stage>_last.pt`` saves (0: none)."""
+    keep_runs: Optional[PositiveInt] = None
+    """Run folders kept under project.checkpoint_dir/runs (None: all)."""
     resume_from: Optional[str] = None
     monitor: str = "val_loss"
     patience: PositiveInt = 5

@@ -12,6 +12,8 @@ steps, and the global step runs on across epoch boundaries. After each step:
 - log the step's figures when ``global_step % log_interval == 0`` and at the last step;
 - validate when ``global_step % eval_interval == 0``, when an epoch ends, and at the end;
   save ``checkpoint_{stage}_best.pt`` only when the monitored metric improved;
+- every ``save_every_steps`` steps overwrite ``checkpoint_{stage}_last.pt`` (atomically), so
+  a killed run loses at most that many steps (``training.resume_from: last``);
 - at the end of every ``save_checkpoint_every``-th epoch save ``checkpoint_{stage}_epoch_{e}.pt``;
 - at the end save ``checkpoint_{stage}_final.pt``.
 
@@ -28,7 +30,7 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from weighted_mtp.models import MetaLlamaMTPAdapter
 from weighted_mtp.runtime.device import resolve_device
 from weighted_mtp.runtime.distributed import barrier, get_rank, get_world_size, is_distributed, is_main_process
 from weighted_mtp.runtime.parallel import is_sharded, model_state, optimizer_state, prepare_model
+from weighted_mtp.runtime.runs import current_run_id, latest_checkpoint
 from weighted_mtp.tracking.attach import mlflow_backend_for
 from weighted_mtp.training.best_tracker import BestTracker
 from weighted_mtp.training.checkpoint import (
@@ -67,6 +70,7 @@ log = logging.getLogger(__name__)
 Records = Sequence[Mapping[str, Any]]
 
 _CHECKPOINT_STAGE = re.compile(r"^checkpoint_(pretrain|stage1|stage2)_")
+LAST = "last"  # ``training.resume_from: last``: this stage's newest rolling checkpoint
 # Keys whose change between a checkpoint and the resuming run is expected, not reported.
 _RESUME_EXPECTED_CHANGES = ("training.resume_from",)
 
@@ -127,7 +131,7 @@ class StageResult:
             "best_metric": self.best_metric, "monitor": self.monitor,
             "best_checkpoint": str(self.best_checkpoint) if self.best_checkpoint else None,
             "final_checkpoint": str(self.final_checkpoint) if self.final_checkpoint else None,
-            "global_step": self.global_step, "total_steps": self.total_steps,
+            "global_step": self.global_step, "total_steps": self.total_steps, "run_id": current_run_id(),
         }
 
 
@@ -181,8 +185,8 @@ class Trainer:
         """
         try:
             self.setup(model, tokenizer, train_records, val_records)
-            state, tracker = self.train(resume_path(self.stage, resume_from, self.training.resume_from),
-                                        stop_after_steps, progress)
+            resume = resume_path(self.stage, resume_from, self.training.resume_from, self.checkpoint_dir)
+            state, tracker = self.train(resume, stop_after_steps, progress)
         finally:
             self.logger.close()  # the stage's end: backends flush (MLflow sends what it queued), also on error
         return self.cleanup(state, tracker, load_best)
@@ -281,6 +285,8 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": capture_rng_state(), "metrics": {**prefix_train(state.last_train), **state.last_val},
             "history": state.history, "best": tracker.state_dict(), "config": self.config_record(),
+            "run_id": current_run_id(), "objective": self.objective_record(),
+            "model_args": self.model.args.to_dict(),
         }
         if self.is_main:
             save_checkpoint(path, payload)
@@ -348,6 +354,8 @@ class Trainer:
             self.validate(state, tracker)
         if epoch_ended and state.epoch % training.save_checkpoint_every == 0:
             state.checkpoint = self.save_checkpoint(state, tracker, state.epoch)
+        if training.save_every_steps and step % training.save_every_steps == 0 and not last:
+            self.save_checkpoint(state, tracker, LAST)
         if tracker.should_stop and not last:
             log.warning("[%s] early stopping at step %d: %s did not improve for %d evaluations.",
                         self.stage, step, tracker.monitor, tracker.bad_evaluations)
@@ -358,6 +366,26 @@ class Trainer:
                      state.checkpoint or "none, no checkpoint_dir")
             return True
         return False
+
+    def objective_record(self) -> dict[str, Any]:
+        """What the stage optimises, as plain values (the TD settings are config, compared
+        and reported as such)."""
+        return {key: value for key, value in asdict(self.objective).items() if key != "td"}
+
+    def _refuse_changed_run(self, path: Path, payload: Mapping[str, Any]) -> None:
+        """A checkpoint of another objective or model shape cannot continue this run: its
+        optimizer state and losses would not mean the same thing (a changed recipe shows
+        as a changed objective)."""
+        for what, saved, current in (("objective", payload.get("objective"), self.objective_record()),
+                                     ("model", payload.get("model_args"), self.model.args.to_dict())):
+            if saved is None:
+                continue
+            changed = [f"{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now"
+                       for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
+            if changed:
+                raise ValueError(f"{path}: cannot resume {self.stage} with a different {what} "
+                                 f"({'; '.join(changed)}). Resume with the checkpoint's recipe and "
+                                 "model, or start the stage afresh (training.resume_from: null).")
 
     def config_record(self) -> dict[str, Any]:
         """What a checkpoint records of the configuration, to name what changed on resume."""
@@ -381,6 +409,7 @@ class Trainer:
                 "the data position cannot be reproduced. Resume with the checkpoint's settings or start "
                 "the stage afresh."
             )
+        self._refuse_changed_run(path, payload)
         changes = report_config_changes(payload, self.config_record(), _RESUME_EXPECTED_CHANGES)
         log.info("[%s] resuming from %s at step %d (epoch %d, micro-batch %d); %d config change(s).",
                  self.stage, path, payload["global_step"], payload["epoch"], payload["batch_in_epoch"], len(changes))
@@ -433,7 +462,23 @@ def stage_datasets(objective: Objective, tokenizer: Any, train_records: Records,
             what = "correct " if only_correct else ""
             raise ValueError(f"{objective.stage}: no {what}{name} rows with a labelled token; check the "
                              f"{name} records and dataset.max_length ({max_length}).")
+    check_outcome_classes(objective, datasets[0].rows)
     return datasets[0], datasets[1]
+
+
+def check_outcome_classes(objective: Objective, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse training rows that cannot teach the objective: a CE on correct rows with no
+    correct row would train on nothing (a loss of 0.0), a critic with one outcome class
+    learns a constant."""
+    correct = sum(bool(row["is_correct"]) for row in rows)
+    if objective.train_ce and objective.ce_rows == "correct" and correct == 0:
+        raise ValueError(f"{objective.stage}: none of the {len(rows)} training rows is correct, and the "
+                         "loss is the CE of correct solutions (train_on: correct); check the training "
+                         "records' is_correct labels.")
+    if objective.train_value and objective.value_rows == "all" and correct in (0, len(rows)):
+        which = "correct" if correct else "incorrect"
+        raise ValueError(f"{objective.stage}: all {len(rows)} training rows are {which}; the critic needs "
+                         "correct and incorrect solutions to learn which tokens lead to a correct program.")
 
 
 def build_loader(dataset: TokenizedDataset, batch_size: int, pad_token_id: int, *, seed: int, shuffle: bool,
@@ -467,14 +512,23 @@ def plan_steps(micro_batches_per_epoch: int, accumulation: int, n_epochs: float)
     return steps_per_epoch, max(1, int(n_epochs * steps_per_epoch))
 
 
-def resume_path(stage: str, explicit: str | Path | None, configured: str | None) -> Path | None:
-    """The checkpoint to resume: the explicit one, else ``training.resume_from`` unless its
-    file name (``checkpoint_{stage}_...``) says it belongs to another stage, so one
-    ``resume_from`` can point a multi-stage pipeline at the stage it was interrupted in."""
+def resume_path(stage: str, explicit: str | Path | None, configured: str | None,
+                checkpoint_dir: Path | None = None) -> Path | None:
+    """The checkpoint to resume: the explicit one, else ``training.resume_from``.
+
+    ``last`` is this stage's newest rolling checkpoint in the experiment's runs (None, a
+    fresh start, when there is none). A path whose file name (``checkpoint_{stage}_...``)
+    says it belongs to another stage is ignored, so one ``resume_from`` can point a
+    multi-stage pipeline at the stage it was interrupted in.
+    """
     if explicit is not None:
         return Path(explicit)
     if not configured:
         return None
+    if configured == LAST:
+        found = latest_checkpoint(checkpoint_dir, stage, LAST) if checkpoint_dir is not None else None
+        log.info("[%s] training.resume_from last: %s", stage, found or "no rolling checkpoint yet, starting fresh")
+        return found
     match = _CHECKPOINT_STAGE.match(Path(configured).name)
     if match and match.group(1) != stage:
         log.info("[%s] training.resume_from %s belongs to %s; %s starts fresh.", stage, configured,

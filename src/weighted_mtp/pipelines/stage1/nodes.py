@@ -14,6 +14,7 @@ from weighted_mtp.config import PolicyModelConfig, ProjectConfig, TrainingConfig
 from weighted_mtp.config.recipes import RECIPES
 from weighted_mtp.models import MetaLlamaMTPAdapter
 from weighted_mtp.models.policy_dir import load_or_create_policy, needs_pretraining, save_pretrained_micro
+from weighted_mtp.runtime.runs import open_run_folder
 from weighted_mtp.training.objective import objective_for
 from weighted_mtp.training.trainer import Trainer
 
@@ -54,6 +55,6 @@ def train_stage1(warm_model: MetaLlamaMTPAdapter, tokenizer: Any, train_records:
     model = copy.deepcopy(warm_model) if RECIPES[project.recipe].needs_reference else warm_model
     trainer = Trainer(objective_for("stage1", training, project.recipe), training,
                       validate_block(PolicyModelConfig, policy, "models.policy"), max_length=max_length,
-                      checkpoint_dir=project.checkpoint_dir)
+                      checkpoint_dir=open_run_folder(project.checkpoint_dir, training.keep_runs))
     result = trainer.fit(model, tokenizer, train_records, validation_records, load_best=True)
     return result.model.cpu(), {**result.summary(), "recipe": project.recipe}

@@ -17,6 +17,7 @@ from weighted_mtp.datasets import ModelBundle
 from weighted_mtp.models import MetaLlamaMTPAdapter
 from weighted_mtp.reporting import token_weight_report
 from weighted_mtp.runtime.device import resolve_device
+from weighted_mtp.runtime.runs import open_run_folder
 from weighted_mtp.tracking.artifacts import token_weight_histogram
 from weighted_mtp.training.checkpoint import load_checkpoint
 from weighted_mtp.training.evaluate import evaluate_stage
@@ -40,16 +41,24 @@ def train_stage2(stage1_model: MetaLlamaMTPAdapter, tokenizer: Any, train_record
         policy = MetaLlamaMTPAdapter.from_pretrained(models.policy.path, device="cpu",
                                                      value_head=models.policy.value_head)
     trainer = Trainer(objective_for("stage2", training, project.recipe), training, models.policy,
-                      max_length=max_length, checkpoint_dir=project.checkpoint_dir, reference=reference)
+                      max_length=max_length, checkpoint_dir=open_run_folder(project.checkpoint_dir, training.keep_runs),
+                      reference=reference)
     result = trainer.fit(policy, tokenizer, train_records, validation_records)
     return result.model.cpu(), {**result.summary(), "recipe": project.recipe}
 
 
 def save_best(stage2_model: MetaLlamaMTPAdapter, stage2_summary: dict, tokenizer: Any) -> ModelBundle:
-    """Export the best stage-2 weights as a model directory, tokenizer included."""
+    """Export the best stage-2 weights as a model directory, tokenizer included; refuses a
+    checkpoint that another run wrote (the summary names the run it belongs to)."""
     best = stage2_summary.get("best_checkpoint")
     if best:
-        stage2_model.load_state_dict(load_checkpoint(best)["model"])
+        payload = load_checkpoint(best)
+        expected, found = stage2_summary.get("run_id"), payload.get("run_id")
+        if expected and found != expected:
+            raise ValueError(f"{best} was written by run {found}, not by run {expected} whose stage-2 "
+                             "summary names it; another run replaced it. Rerun stage 2 (kedro run "
+                             "--pipelines stage2) to export this run's own best model.")
+        stage2_model.load_state_dict(payload["model"])
         logger.info("Exporting the best stage-2 weights from %s", best)
     else:
         logger.warning("No best stage-2 checkpoint was written; exporting the final weights")

@@ -1,0 +1,79 @@
+"""Run folders: each run's checkpoints under their own folder, so nothing overwrites a run.
+
+``<project.checkpoint_dir>/runs/<run id>/checkpoint_*.pt``: running ``kedro run`` twice
+keeps both runs' checkpoints (as Lightning's ``version_N`` folders do), a resume or an
+export finds the newest run's files, and ``training.keep_runs`` prunes the oldest. The run
+id is ``WMTP_RUN_ID`` when set (the run-lock hook sets it once per run, the same on every
+torchrun rank), else one generated per process (docs/TRAINING.md, "Recovering from a crash").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+RUN_ID_VARIABLE = "WMTP_RUN_ID"
+RUNS = "runs"
+
+
+def new_run_id() -> str:
+    """A sortable, readable id: UTC time to the second, then the process id."""
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{os.getpid()}"
+
+
+def current_run_id() -> str:
+    """This run's id (``WMTP_RUN_ID``; generated and exported on first use otherwise)."""
+    if not os.environ.get(RUN_ID_VARIABLE):
+        os.environ[RUN_ID_VARIABLE] = new_run_id()
+    return os.environ[RUN_ID_VARIABLE]
+
+
+def run_folder(base: str | Path) -> Path:
+    """``<base>/runs/<run id>``: where this run's checkpoints go."""
+    return Path(base) / RUNS / current_run_id()
+
+
+def open_run_folder(base: str | Path, keep_runs: int | None = None) -> Path:
+    """Create this run's folder; remove temp files a killed run left under ``base``; keep only
+    the newest ``keep_runs`` run folders (None: all). Call it with the run lock held."""
+    base = Path(base)
+    folder = run_folder(base)
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(base)
+    if keep_runs:
+        older = sorted((p for p in (base / RUNS).iterdir() if p.is_dir() and p != folder), key=lambda p: p.name)
+        for stale in older[: max(0, len(older) - (keep_runs - 1))]:
+            shutil.rmtree(stale, ignore_errors=True)
+            log.info("training.keep_runs %d: removed the old run folder %s", keep_runs, stale)
+    return folder
+
+
+def remove_stale_temp_files(base: str | Path) -> int:
+    """Delete the temp files and staging folders (``.name.*.tmp``, ``.name.tmp-*``,
+    ``.name.old-*``) that an interrupted atomic write leaves; returns how many."""
+    removed = 0
+    for path in sorted(Path(base).rglob(".*"), reverse=True):
+        name = path.name
+        if not (name.endswith(".tmp") or ".tmp-" in name or ".old-" in name):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.info("Removed %d temp file(s) an interrupted run left under %s", removed, base)
+    return removed
+
+
+def latest_checkpoint(run_dir: str | Path, stage: str, tag: str) -> Path | None:
+    """The newest ``checkpoint_{stage}_{tag}.pt`` in ``run_dir`` and its sibling run folders."""
+    run_dir = Path(run_dir)
+    name = f"checkpoint_{stage}_{tag}.pt"
+    found = {p for p in run_dir.parent.glob(f"*/{name}")} | ({run_dir / name} if (run_dir / name).is_file() else set())
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
