@@ -33,16 +33,29 @@ def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If a line is not valid JSON or is not a JSON object; the message names
-            the file, the 1-based line number and the reason.
+        ValueError: If a line is not UTF-8, not valid JSON or not a JSON object; the message
+            names the file, the 1-based line number and the reason.
     """
     path = Path(path)
     records: list[dict[str, Any]] = []
-    with path.open("r", encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    # Binary, decoded line by line: a decoding error from a text-mode file has no line number.
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            line = _decode_line(raw, path, line_number)
             if line.strip():
                 records.append(_parse_line(line, path, line_number))
     return records
+
+
+def _decode_line(raw: bytes, path: Path, line_number: int) -> str:
+    """Decodes one line as UTF-8, naming the file, line and byte when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}:{line_number}: not UTF-8 (byte 0x{raw[error.start]:02x} at column "
+            f"{error.start + 1}); re-save the file as UTF-8"
+        ) from error
 
 
 def _parse_line(line: str, path: Path, line_number: int) -> dict[str, Any]:
