@@ -103,6 +103,8 @@ def test_bad_arguments_are_reported(tokenizer) -> None:
     broken = {k: v for k, v in SHORT.items() if k != "output"}
     with pytest.raises(ValueError, match=r"record p1/correct/0: missing field\(s\) \['output'\]"):
         encode_record(broken, tokenizer, max_length=64)
+    with pytest.raises(ValueError, match=r"record p1/correct/0: 'is_correct' must be true or false"):
+        encode_record({**SHORT, "is_correct": "false"}, tokenizer, max_length=64)  # not bool("false")
 
 
 def test_collator_pads_dynamically_and_masks(tokenizer) -> None:

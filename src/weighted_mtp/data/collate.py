@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from transformers import PreTrainedTokenizerBase
 
 from weighted_mtp.data.prompts import format_prompt
+from weighted_mtp.data.records import check_alpaca_record
 
 IGNORE_INDEX = -100
 """Label of positions no loss is computed on (PyTorch's ``cross_entropy`` default)."""
@@ -50,7 +51,7 @@ def encode_record(
 
     Raises:
         ValueError: If ``max_length`` < 2, the tokenizer lacks BOS/EOS, or the record lacks
-            a field (the message names the record).
+            a field or has a non-boolean ``is_correct`` (the message names the record).
     """
     return encode_records([record], tokenizer, max_length)[0]
 
@@ -111,7 +112,7 @@ def _assemble(
     return {
         "input_ids": input_ids[:max_length],
         "labels": labels[:max_length],
-        "is_correct": bool(record["is_correct"]),
+        "is_correct": record["is_correct"],
         "truncated": truncated,
         "problem_id": str(record["problem_id"]),
         "task_id": str(record["task_id"]),
@@ -119,15 +120,11 @@ def _assemble(
 
 
 def _record_texts(record: Mapping[str, Any], index: int) -> tuple[str, str]:
-    """The (prompt, response) texts of a record, after checking its required fields."""
-    missing = [
-        key
-        for key in ("instruction", "output", "is_correct", "problem_id", "task_id")
-        if key not in record
-    ]
-    if missing:
-        name = record.get("task_id", f"#{index}")
-        raise ValueError(f"record {name}: missing field(s) {missing}")
+    """The (prompt, response) texts of a record, after checking its fields."""
+    try:
+        check_alpaca_record(record)
+    except ValueError as error:
+        raise ValueError(f"record {record.get('task_id', f'#{index}')}: {error}") from error
     return format_prompt(record["instruction"], record.get("input", "")), record["output"]
 
 
