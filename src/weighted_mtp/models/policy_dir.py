@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from weighted_mtp.models.adapter import MetaLlamaMTPAdapter
-from weighted_mtp.models.micro import create_micro_model
-from weighted_mtp.models.checkpoint_io import detect_value_head_kind, safetensors_shapes, weights_path
+from weighted_mtp.models.micro import create_micro_model, entries_in_the_way
+from weighted_mtp.models.checkpoint_io import (
+    detect_value_head_kind, safetensors_shapes, weights_path,
+)
 from weighted_mtp.runtime.distributed import barrier, is_main_process
 from weighted_mtp.runtime.files import atomic_file
 
@@ -39,7 +41,8 @@ def load_or_create_policy(policy: Any, tokenizer: Any) -> MetaLlamaMTPAdapter:
 
     Raises:
         FileNotFoundError: No model at the path and ``models.policy.create_micro`` is false.
-        ValueError: The model's vocabulary is smaller than the tokenizer's.
+        ValueError: The model's vocabulary is smaller than the tokenizer's; the folder holds
+            other files but no model (nothing is generated over them).
     """
     path = Path(policy.path)
     created = None
@@ -63,6 +66,7 @@ def _ensure_model_dir(policy: Any, tokenizer: Any, path: Path) -> MetaLlamaMTPAd
     if (path / "metadata.json").is_file():
         return None
     if policy.create_micro:
+        _check_nothing_in_the_way(path)
         return _create_micro(policy, tokenizer, path)
     raise FileNotFoundError(
         f"models.policy.path: no model directory at '{path}' (expected metadata.json and "
@@ -70,6 +74,20 @@ def _ensure_model_dir(policy: Any, tokenizer: Any, path: Path) -> MetaLlamaMTPAd
         "`python -m weighted_mtp.models.convert`, or set models.policy.create_micro: true "
         "to generate the micro model."
     )
+
+
+def _check_nothing_in_the_way(path: Path) -> None:
+    """A folder with files but no model is someone's data: never generate over it."""
+    found = entries_in_the_way(path)
+    if found:
+        listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise ValueError(
+            f"models.policy.path: '{path}' holds {listed} but no metadata.json, so it is not a "
+            "model directory, and generating the micro model there would delete them; empty the "
+            "folder, point models.policy.path elsewhere, or convert the checkpoint it holds "
+            "(python -m weighted_mtp.models.convert --out <another folder>) and point "
+            "models.policy.path at the result."
+        )
 
 
 def _create_micro(policy: Any, tokenizer: Any, path: Path) -> MetaLlamaMTPAdapter:
