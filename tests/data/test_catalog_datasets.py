@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 from kedro.io import DataCatalog, DatasetError
 
 from weighted_mtp.data import train_bpe_tokenizer
 from weighted_mtp.datasets import JSONLDataset, TokenizerDataset
+
+ROOT = Path(__file__).resolve().parents[2]
 
 RECORDS = [
     {"instruction": "Print ✓.", "input": "", "output": "print('✓')\n", "task_id": "p/correct/0",
@@ -88,3 +92,27 @@ def test_tokenizer_dataset_loads_from_a_model_directory_but_never_saves_over_it(
     with pytest.raises(DatasetError, match="is a model directory"):
         dataset.save(tokenizer)
     assert (tmp_path / "model" / "tokenizer" / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize("value", ['"false"', "0", "1", "null"])
+def test_alpaca_records_need_a_json_boolean_is_correct(tmp_path: Path, value: str) -> None:
+    good, bad = (json.dumps(RECORDS[0]), json.dumps(RECORDS[1]).replace('"is_correct": false',
+                                                                          f'"is_correct": {value}'))
+    path = tmp_path / "train.jsonl"
+    path.write_text(f"{good}\n\n{bad}\n", encoding="utf-8")  # the blank line still counts
+
+    with pytest.raises(DatasetError, match=rf"train\.jsonl:3: 'is_correct' must be true or false"
+                                           rf" \(a JSON boolean\), found {value}"):
+        JSONLDataset(filepath=str(path), check="alpaca").load()
+    assert len(JSONLDataset(filepath=str(path)).load()) == 2  # other JSONL files are not checked
+
+
+def test_the_catalog_checks_every_alpaca_record_file() -> None:
+    catalog = yaml.safe_load((ROOT / "conf" / "base" / "catalog.yml").read_text())
+    checked = {name for name, entry in catalog.items() if entry.get("check") == "alpaca"}
+    assert checked == {"alpaca_records", "train_records", "validation_records"}
+
+
+def test_an_unknown_check_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"check: unknown 'alpca'; expected one of \['alpaca'\]"):
+        JSONLDataset(filepath=str(tmp_path / "r.jsonl"), check="alpca")

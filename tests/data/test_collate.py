@@ -103,6 +103,8 @@ def test_bad_arguments_are_reported(tokenizer) -> None:
     broken = {k: v for k, v in SHORT.items() if k != "output"}
     with pytest.raises(ValueError, match=r"record p1/correct/0: missing field\(s\) \['output'\]"):
         encode_record(broken, tokenizer, max_length=64)
+    with pytest.raises(ValueError, match=r"record p1/correct/0: 'is_correct' must be true or false"):
+        encode_record({**SHORT, "is_correct": "false"}, tokenizer, max_length=64)  # not bool("false")
 
 
 def test_collator_pads_dynamically_and_masks(tokenizer) -> None:
@@ -180,3 +182,32 @@ def test_dataloader_end_to_end(tokenizer) -> None:
     shapes = [batch["input_ids"].shape for batch in loader]
 
     assert [s[0] for s in shapes] == [4, 2]
+
+
+def test_cut_rows_are_counted_and_reported_once(tokenizer, caplog) -> None:
+    long_length = len(encode_record(LONG, tokenizer, max_length=1024)["input_ids"])
+    short_length = len(encode_record(SHORT, tokenizer, max_length=1024)["input_ids"])
+    limit = (short_length + long_length) // 2
+    assert short_length <= limit < long_length
+    records = [SHORT, LONG, SHORT]
+
+    with caplog.at_level("WARNING", logger="weighted_mtp.data.collate"):
+        dataset = TokenizedDataset(records, tokenizer, max_length=limit, name="training")
+        whole = TokenizedDataset(records, tokenizer, max_length=1024, name="validation")
+
+    assert (dataset.truncated, whole.truncated, len(dataset)) == (1, 0, 3)  # cut, not dropped
+    assert dataset.filter(lambda row: row["truncated"]).truncated == 1
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"dataset.max_length {limit}: 1 of 3 training rows were cut "
+        f"(longest {long_length} tokens, task p2/incorrect/0)"
+    ]
+
+
+def test_dropped_cut_rows_are_reported(tokenizer, caplog) -> None:
+    with caplog.at_level("WARNING", logger="weighted_mtp.data.collate"):
+        dataset = TokenizedDataset([SHORT, LONG], tokenizer, max_length=5, drop_unlabelled=True)
+
+    assert (dataset.truncated, len(dataset)) == (2, 0)
+    assert caplog.records[-1].getMessage().startswith("dataset.max_length 5: 2 of 2 rows were cut")
+    assert caplog.records[-1].getMessage().endswith(
+        "; 2 of them kept no response token and were dropped")

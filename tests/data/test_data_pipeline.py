@@ -4,13 +4,15 @@ each node fed only the parameter blocks it declares."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from weighted_mtp.pipelines.data_processing.nodes import build_records
+from weighted_mtp.datasets import JSONLDataset
+from weighted_mtp.pipelines.data_processing.nodes import build_datasets, build_records, split_test_problems
 from weighted_mtp.pipelines.data_processing.pipeline import create_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,3 +60,38 @@ def test_a_node_alone_needs_only_its_block_and_names_bad_keys():
         build_records(_raw(10), {**DATASET, "max_solutions_per_problem": 0})
     with pytest.raises(ValueError, match=r"dataset.split_sed: unknown key"):
         build_records(_raw(10), {**DATASET, "split_sed": 1})
+
+
+def _written(path: Path, problems: list[dict]) -> list[dict]:
+    """The problems as the catalog hands them to a node: written to a real file and read back."""
+    path.write_text("".join(json.dumps(p) + "\n" for p in problems) + "\n", encoding="utf-8")
+    return JSONLDataset(filepath=str(path)).load()
+
+
+def test_an_empty_raw_file_is_named(tmp_path):
+    raw = tmp_path / "code_problems.jsonl"
+    with pytest.raises(ValueError, match=rf"{re.escape(str(raw))}: the raw problem file is empty; regenerate it"):
+        split_test_problems(_written(raw, []), {**DATASET, "raw": str(raw)})
+
+
+def test_an_empty_test_split_is_named(tmp_path):
+    raw = tmp_path / "code_problems.jsonl"
+    lone = [{**p, "family": p["name"]} for p in _raw(3)]  # three families of one problem each
+    with pytest.raises(ValueError, match=rf"test_problems.jsonl: the test split is empty: none of the 3 "
+                                         rf"families in {re.escape(str(raw))} has 2 or more problems"):
+        split_test_problems(_written(raw, lone), {**DATASET, "raw": str(raw), "test": "x/test_problems.jsonl"})
+
+
+def test_empty_train_or_validation_splits_are_named(tmp_path):
+    raw = tmp_path / "code_problems.jsonl"
+    params = {**DATASET, "raw": str(raw)}
+    one_problem = build_records(_written(raw, _raw(1)), params)
+    with pytest.raises(ValueError, match=r"unused/validation.jsonl: the validation split is empty: "
+                                         rf"the {len(one_problem)} records all come from 1 problem"):
+        build_datasets(one_problem, params)
+    no_python3 = [{**p, "solutions": {"language": [2], "solution": ["int main() {}"]},
+                   "incorrect_solutions": None} for p in _raw(4)]
+    records = build_records(_written(raw, no_python3), params)
+    with pytest.raises(ValueError, match=rf"unused/train.jsonl: the training split is empty: the "
+                                         rf"development problems gave no record .* in {re.escape(str(raw))}"):
+        build_datasets(records, params)

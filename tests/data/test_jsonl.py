@@ -78,3 +78,11 @@ def test_nan_is_refused_because_it_is_not_json(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="record 0"):
         write_jsonl(tmp_path / "r.jsonl", [{"x": float("nan")}])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_non_utf8_byte_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"a": 1}\n\n{"name": "caf\xe9"}\n{"a": 3}\n')  # Latin-1 é on line 3
+
+    with pytest.raises(ValueError, match=r"latin1\.jsonl:3: not UTF-8 \(byte 0xe9 at column 14\)"):
+        read_jsonl(path)

@@ -15,7 +15,13 @@ from weighted_mtp.data.collate import (
 )
 from weighted_mtp.data.jsonl import read_jsonl, write_jsonl
 from weighted_mtp.data.prompts import PROMPT_NO_INPUT, PROMPT_WITH_INPUT, format_prompt
-from weighted_mtp.data.records import PYTHON2, PYTHON3, build_instruction, problems_to_records
+from weighted_mtp.data.records import (
+    PYTHON2,
+    PYTHON3,
+    build_instruction,
+    check_alpaca_record,
+    problems_to_records,
+)
 from weighted_mtp.data.split import split_by_problem, split_test_problems
 from weighted_mtp.data.tokenizer import (
     BOS_TOKEN,
@@ -42,6 +48,7 @@ __all__ = [
     "MTPCollator",
     "TokenizedDataset",
     "build_instruction",
+    "check_alpaca_record",
     "encode_prompts",
     "encode_record",
     "encode_records",

@@ -7,7 +7,8 @@ the prompt; labels are *not* shifted: the MTP loss compares head k at position t
 ``labels[t + k]``.
 
 A row longer than ``max_length`` is cut at ``max_length``; it then has no EOS and is flagged
-``truncated`` so the value targets can treat its last token as non-terminal. A prompt that
+``truncated`` so the value targets can treat its last token as non-terminal; a
+``TokenizedDataset`` counts its cut rows and reports them in one WARNING. A prompt that
 alone fills ``max_length`` leaves a row with no labelled token: it is kept, flagged
 ``truncated``, and callers may drop it (``TokenizedDataset(..., drop_unlabelled=True)``).
 """
@@ -24,6 +25,7 @@ from torch.utils.data import Dataset
 from transformers import PreTrainedTokenizerBase
 
 from weighted_mtp.data.prompts import format_prompt
+from weighted_mtp.data.records import check_alpaca_record
 
 IGNORE_INDEX = -100
 """Label of positions no loss is computed on (PyTorch's ``cross_entropy`` default)."""
@@ -50,7 +52,7 @@ def encode_record(
 
     Raises:
         ValueError: If ``max_length`` < 2, the tokenizer lacks BOS/EOS, or the record lacks
-            a field (the message names the record).
+            a field or has a non-boolean ``is_correct`` (the message names the record).
     """
     return encode_records([record], tokenizer, max_length)[0]
 
@@ -59,18 +61,26 @@ def encode_records(
     records: Sequence[Mapping[str, Any]], tokenizer: PreTrainedTokenizerBase, max_length: int
 ) -> list[EncodedRow]:
     """Tokenises many records with two batched tokenizer calls; see ``encode_record``."""
+    return _encode(records, tokenizer, max_length)[0]
+
+
+def _encode(
+    records: Sequence[Mapping[str, Any]], tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> tuple[list[EncodedRow], list[int]]:
+    """The encoded rows, and each row's length in tokens before truncation."""
     if max_length < 2:
         raise ValueError(f"max_length must be >= 2 (BOS + one token), got {max_length}")
     bos_id, eos_id = _bos_eos_ids(tokenizer)
     texts = [_record_texts(record, index) for index, record in enumerate(records)]
     if not texts:
-        return []
+        return [], []
     prompts = _token_ids(tokenizer, [prompt for prompt, _ in texts])
     responses = _token_ids(tokenizer, [response for _, response in texts])
-    return [
+    rows = [
         _assemble(record, prompt, response, bos_id, eos_id, max_length)
         for record, prompt, response in zip(records, prompts, responses)
     ]
+    return rows, [2 + len(prompt) + len(response) for prompt, response in zip(prompts, responses)]
 
 
 def encode_prompts(
@@ -111,7 +121,7 @@ def _assemble(
     return {
         "input_ids": input_ids[:max_length],
         "labels": labels[:max_length],
-        "is_correct": bool(record["is_correct"]),
+        "is_correct": record["is_correct"],
         "truncated": truncated,
         "problem_id": str(record["problem_id"]),
         "task_id": str(record["task_id"]),
@@ -119,15 +129,11 @@ def _assemble(
 
 
 def _record_texts(record: Mapping[str, Any], index: int) -> tuple[str, str]:
-    """The (prompt, response) texts of a record, after checking its required fields."""
-    missing = [
-        key
-        for key in ("instruction", "output", "is_correct", "problem_id", "task_id")
-        if key not in record
-    ]
-    if missing:
-        name = record.get("task_id", f"#{index}")
-        raise ValueError(f"record {name}: missing field(s) {missing}")
+    """The (prompt, response) texts of a record, after checking its fields."""
+    try:
+        check_alpaca_record(record)
+    except ValueError as error:
+        raise ValueError(f"record {record.get('task_id', f'#{index}')}: {error}") from error
     return format_prompt(record["instruction"], record.get("input", "")), record["output"]
 
 
@@ -223,6 +229,10 @@ class TokenizedDataset(Dataset):
 
     Encoding up front (two batched tokenizer calls) makes every epoch's ``__getitem__`` a list
     lookup and surfaces bad records before training starts.
+
+    Attributes:
+        truncated: How many rows were cut at ``max_length`` (rows dropped afterwards for
+            having no labelled token included); reported once in a WARNING.
     """
 
     def __init__(
@@ -233,30 +243,33 @@ class TokenizedDataset(Dataset):
         *,
         only_correct: bool = False,
         drop_unlabelled: bool = False,
+        name: str = "",
     ) -> None:
         """Encodes ``records``.
 
         Args:
             records: Alpaca records.
             tokenizer: The model's tokenizer.
-            max_length: Maximum row length (see ``encode_record``).
+            max_length: Maximum row length (see ``encode_record``): ``dataset.max_length``.
             only_correct: Keep only rows of correct solutions (stage 2 trains on these).
             drop_unlabelled: Drop rows whose prompt fills ``max_length`` (no response token
                 left to learn from).
+            name: What the records are (``"training"``, ``"validation"``), for the warning.
         """
-        rows = encode_records(records, tokenizer, max_length)
-        self._rows = _select(rows, only_correct, drop_unlabelled)
-        n_truncated = sum(row["truncated"] for row in self._rows)
-        if n_truncated:
-            logger.info(
-                "%d of %d rows truncated to max_length=%d", n_truncated, len(self._rows), max_length
-            )
+        rows, lengths = _encode(records, tokenizer, max_length)
+        chosen = [(row, n) for row, n in zip(rows, lengths) if row["is_correct"] or not only_correct]
+        self._rows = [row for row, _ in chosen if has_labels(row) or not drop_unlabelled]
+        cut = [(row, n) for row, n in chosen if row["truncated"]]
+        self.truncated = len(cut)
+        if cut:
+            _warn_cut(cut, len(chosen), len(chosen) - len(self._rows), max_length, name)
 
     @classmethod
     def from_rows(cls, rows: Iterable[EncodedRow]) -> TokenizedDataset:
         """A dataset over already-encoded rows (no tokenizer call)."""
         dataset = cls.__new__(cls)
         dataset._rows = list(rows)
+        dataset.truncated = sum(row["truncated"] for row in dataset._rows)
         return dataset
 
     def filter(self, predicate: Callable[[EncodedRow], bool]) -> TokenizedDataset:
@@ -283,10 +296,18 @@ def has_labels(row: Mapping[str, Any]) -> bool:
     return any(label != IGNORE_INDEX for label in row["labels"])
 
 
-def _select(rows: list[EncodedRow], only_correct: bool, drop_unlabelled: bool) -> list[EncodedRow]:
-    """Applies the constructor's filters."""
-    return [
-        row
-        for row in rows
-        if (row["is_correct"] or not only_correct) and (has_labels(row) or not drop_unlabelled)
-    ]
+def _warn_cut(
+    cut: list[tuple[EncodedRow, int]], n_rows: int, n_dropped: int, max_length: int, name: str
+) -> None:
+    """One WARNING for a dataset's cut rows: how many, the longest, and how many were dropped.
+
+    A cut row loses its end (and its EOS), so a long program is learnt without its ending:
+    the count says whether ``dataset.max_length`` is too small for the data.
+    """
+    longest, length = max(cut, key=lambda pair: pair[1])
+    dropped = f"; {n_dropped} of them kept no response token and were dropped" if n_dropped else ""
+    logger.warning(
+        "dataset.max_length %d: %d of %d %s were cut (longest %d tokens, task %s)%s",
+        max_length, len(cut), n_rows, f"{name} rows" if name else "rows", length,
+        longest["task_id"], dropped,
+    )

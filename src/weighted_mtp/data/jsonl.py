@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +19,59 @@ from weighted_mtp.runtime.files import atomic_file
 PathLike = str | os.PathLike[str]
 
 
-def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
+def read_jsonl(
+    path: PathLike, check: Callable[[dict[str, Any]], None] | None = None
+) -> list[dict[str, Any]]:
     """Reads a JSONL file into a list of dicts.
 
     Blank (whitespace-only) lines are skipped so that a trailing newline or a separating
-    blank line is harmless.
+    blank line is harmless; line numbers still count them, so they match an editor's.
 
     Args:
         path: The file to read (UTF-8).
+        check: Optional; called with each record, raises ``ValueError`` with the reason
+            when the record is unfit (e.g. ``weighted_mtp.data.check_alpaca_record``).
 
     Returns:
         One dict per non-blank line, in file order.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If a line is not valid JSON or is not a JSON object; the message names
-            the file, the 1-based line number and the reason.
+        ValueError: If a line is not UTF-8, not valid JSON, not a JSON object or fails
+            ``check``; the message names the file, the 1-based line number and the reason.
     """
     path = Path(path)
     records: list[dict[str, Any]] = []
-    with path.open("r", encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    # Binary, decoded line by line: a decoding error from a text-mode file has no line number.
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            line = _decode_line(raw, path, line_number)
             if line.strip():
                 records.append(_parse_line(line, path, line_number))
+                if check is not None:
+                    _check_record(check, records[-1], path, line_number)
     return records
+
+
+def _check_record(
+    check: Callable[[dict[str, Any]], None], record: dict[str, Any], path: Path, line_number: int
+) -> None:
+    """Runs ``check`` on one record, adding the file and line to its reason."""
+    try:
+        check(record)
+    except ValueError as error:
+        raise ValueError(f"{path}:{line_number}: {error}") from error
+
+
+def _decode_line(raw: bytes, path: Path, line_number: int) -> str:
+    """Decodes one line as UTF-8, naming the file, line and byte when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}:{line_number}: not UTF-8 (byte 0x{raw[error.start]:02x} at column "
+            f"{error.start + 1}); re-save the file as UTF-8"
+        ) from error
 
 
 def _parse_line(line: str, path: Path, line_number: int) -> dict[str, Any]:

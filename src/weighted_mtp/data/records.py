@@ -19,6 +19,7 @@ teach the model syntax that fails there.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Collection, Iterable, Mapping
@@ -33,6 +34,9 @@ PYTHON3 = 3
 _EXAMPLE_HEADING = re.compile(r"^\s*examples?\s*:?\s*$", re.IGNORECASE | re.MULTILINE)
 
 _CLASSES = (("solutions", True, "correct"), ("incorrect_solutions", False, "incorrect"))
+
+ALPACA_FIELDS = ("instruction", "output", "is_correct", "problem_id", "task_id")
+"""The fields of an Alpaca record that tokenisation and training read."""
 
 
 def problems_to_records(
@@ -221,3 +225,27 @@ def _difficulty(problem: Mapping[str, Any], name: str) -> int:
     if isinstance(difficulty, bool) or not isinstance(difficulty, int):
         raise ValueError(f"problem {name!r}: 'difficulty' must be an int, got {difficulty!r}")
     return difficulty
+
+
+def check_alpaca_record(record: Mapping[str, Any]) -> None:
+    """Checks that a record has the fields training reads and a boolean ``is_correct``.
+
+    ``is_correct`` is the label a whole recipe rests on, and Python would read a quoted
+    ``"false"`` as true: anything but a JSON boolean is refused, not converted.
+
+    Args:
+        record: An Alpaca record, e.g. one line of ``train.jsonl``.
+
+    Raises:
+        ValueError: A field is missing or ``is_correct`` is not a bool; the message says
+            which, and the caller adds where (file and line, or the record's task id).
+    """
+    missing = [key for key in ALPACA_FIELDS if key not in record]
+    if missing:
+        raise ValueError(f"missing field(s) {missing}")
+    label = record["is_correct"]
+    if not isinstance(label, bool):
+        raise ValueError(
+            f"'is_correct' must be true or false (a JSON boolean), found {json.dumps(label)}; "
+            "write true or false without quotes"
+        )

@@ -12,6 +12,10 @@ from typing import Any
 from kedro.io import AbstractDataset
 
 from weighted_mtp.data.jsonl import read_jsonl, write_jsonl
+from weighted_mtp.data.records import check_alpaca_record
+
+# What a catalog entry's ``check`` names: a function that refuses an unfit record.
+CHECKS = {"alpaca": check_alpaca_record}
 
 
 class JSONLDataset(AbstractDataset[list[dict[str, Any]], list[dict[str, Any]]]):
@@ -25,21 +29,31 @@ class JSONLDataset(AbstractDataset[list[dict[str, Any]], list[dict[str, Any]]]):
         train_records:
           type: weighted_mtp.datasets.JSONLDataset
           filepath: data/05_model_input/train.jsonl
+          check: alpaca        # every line must be an Alpaca record with a boolean is_correct
     """
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(self, filepath: str, check: str | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
         """Creates the dataset.
 
         Args:
             filepath: Local path of the JSONL file.
+            check: Optional name of the check each loaded record must pass (a key of
+                ``CHECKS``: ``"alpaca"``); a failure names the file and line.
             metadata: Free-form metadata for plugins (ignored by Kedro itself).
+
+        Raises:
+            ValueError: ``check`` is not a key of ``CHECKS``.
         """
+        if check is not None and check not in CHECKS:
+            raise ValueError(f"check: unknown {check!r}; expected one of {sorted(CHECKS)}")
         self._filepath = Path(filepath)
+        self._check = check
         self.metadata = metadata
 
     def load(self) -> list[dict[str, Any]]:
-        """Reads the records (see ``weighted_mtp.data.read_jsonl``)."""
-        return read_jsonl(self._filepath)
+        """Reads the records (see ``weighted_mtp.data.read_jsonl``), checking each one."""
+        return read_jsonl(self._filepath, CHECKS.get(self._check))
 
     def save(self, data: list[dict[str, Any]]) -> None:
         """Writes the records atomically, creating parent directories."""
@@ -49,4 +63,4 @@ class JSONLDataset(AbstractDataset[list[dict[str, Any]], list[dict[str, Any]]]):
         return self._filepath.is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
+        return {"filepath": str(self._filepath), "check": self._check}

@@ -45,6 +45,23 @@ def micro_args(vocab_size: int, **overrides: Any) -> ModelArgs:
     return ModelArgs(**{**MICRO_DEFAULTS, **overrides, "vocab_size": vocab_size})
 
 
+def entries_in_the_way(model_dir: str | Path) -> list[str]:
+    """What generating a micro model at ``model_dir`` would replace: every entry but ``tokenizer/``.
+
+    The model directory is written by swapping a complete new folder in for the old one, so
+    anything else in the old folder would be deleted.
+
+    Raises:
+        ValueError: ``model_dir`` is a file.
+    """
+    path = Path(model_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: is a file, not a folder; a model directory cannot be written there")
+    if not path.is_dir():
+        return []
+    return sorted(entry.name for entry in path.iterdir() if entry.name != "tokenizer")
+
+
 def create_micro_model(model_dir: str | Path, vocab_size: int, seed: int = 0,
                        value_head: str = "linear", **overrides: Any) -> MetaLlamaMTPAdapter:
     """Randomly initialise a micro model (deterministic for a seed) and save it.
@@ -53,8 +70,8 @@ def create_micro_model(model_dir: str | Path, vocab_size: int, seed: int = 0,
     loss of every head is close to log(V).
 
     Args:
-        model_dir: Directory written in the standard layout (an existing ``tokenizer/``
-            there is kept).
+        model_dir: Directory written in the standard layout: missing, empty, or holding
+            only a ``tokenizer/`` (which is kept).
         vocab_size: Tokenizer vocabulary size.
         seed: Seed of the initialisation.
         value_head: ``"linear"`` or ``"mlp"``.
@@ -62,7 +79,15 @@ def create_micro_model(model_dir: str | Path, vocab_size: int, seed: int = 0,
 
     Returns:
         The model, fp32 on the CPU, in train mode.
+
+    Raises:
+        ValueError: ``model_dir`` holds anything but a ``tokenizer/`` (a model included):
+            nothing is overwritten.
     """
+    in_the_way = entries_in_the_way(model_dir)
+    if in_the_way:
+        raise ValueError(f"{model_dir}: holds {', '.join(in_the_way)}, which generating a micro model "
+                         "there would delete; empty the folder or choose another one")
     args = micro_args(vocab_size, **overrides)
     with torch.device("meta"):
         adapter = MetaLlamaMTPAdapter(args, value_head=value_head)

@@ -14,14 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from weighted_mtp.models.adapter import MetaLlamaMTPAdapter
-from weighted_mtp.models.micro import create_micro_model
-from weighted_mtp.models.checkpoint_io import detect_value_head_kind, safetensors_shapes, weights_path
+from weighted_mtp.models.micro import create_micro_model, entries_in_the_way
+from weighted_mtp.models.checkpoint_io import (
+    detect_value_head_kind, read_model_args, safetensors_shapes, weights_path,
+)
 from weighted_mtp.runtime.distributed import barrier, is_main_process
 from weighted_mtp.runtime.files import atomic_file
 
 logger = logging.getLogger(__name__)
 
 MARKER_FILE = "weighted_mtp.json"
+# The models.policy.micro keys a generated model's params must still match (seed only
+# chose its initial weights, which pre-training has moved anyway).
+MICRO_KEYS = ("dim", "n_layers", "n_heads", "n_kv_heads", "n_future_tokens", "max_seq_len")
 
 
 def load_or_create_policy(policy: Any, tokenizer: Any) -> MetaLlamaMTPAdapter:
@@ -39,7 +44,10 @@ def load_or_create_policy(policy: Any, tokenizer: Any) -> MetaLlamaMTPAdapter:
 
     Raises:
         FileNotFoundError: No model at the path and ``models.policy.create_micro`` is false.
-        ValueError: The model's vocabulary is smaller than the tokenizer's.
+        ValueError: The model's vocabulary is smaller than the tokenizer's; the folder holds
+            other files but no model (nothing is generated over them); or, with
+            ``create_micro``, the generated micro model there disagrees with
+            ``models.policy.micro`` (one line per key).
     """
     path = Path(policy.path)
     created = None
@@ -61,8 +69,11 @@ def _ensure_model_dir(policy: Any, tokenizer: Any, path: Path) -> MetaLlamaMTPAd
     """Generate the micro model at ``path`` when it is missing and allowed (returned);
     None when a model directory is already there."""
     if (path / "metadata.json").is_file():
+        if policy.create_micro and read_marker(path).get("generated_micro"):
+            _check_micro_params(policy.micro, path)
         return None
     if policy.create_micro:
+        _check_nothing_in_the_way(path)
         return _create_micro(policy, tokenizer, path)
     raise FileNotFoundError(
         f"models.policy.path: no model directory at '{path}' (expected metadata.json and "
@@ -70,6 +81,36 @@ def _ensure_model_dir(policy: Any, tokenizer: Any, path: Path) -> MetaLlamaMTPAd
         "`python -m weighted_mtp.models.convert`, or set models.policy.create_micro: true "
         "to generate the micro model."
     )
+
+
+def _check_nothing_in_the_way(path: Path) -> None:
+    """A folder with files but no model is someone's data: never generate over it."""
+    found = entries_in_the_way(path)
+    if found:
+        listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise ValueError(
+            f"models.policy.path: '{path}' holds {listed} but no metadata.json, so it is not a "
+            "model directory, and generating the micro model there would delete them; empty the "
+            "folder, point models.policy.path elsewhere, or convert the checkpoint it holds "
+            "(python -m weighted_mtp.models.convert --out <another folder>) and point "
+            "models.policy.path at the result."
+        )
+
+
+def _check_micro_params(micro: Any, path: Path) -> None:
+    """A generated micro model is reused only while ``models.policy.micro`` still describes it."""
+    args = read_model_args(path)
+    found = {key: getattr(args, key) for key in MICRO_KEYS} | {"n_kv_heads": args.kv_heads}
+    asked = {key: getattr(micro, key) for key in MICRO_KEYS}
+    if micro.n_kv_heads is None:  # null means one per query head, as in ModelArgs
+        asked["n_kv_heads"] = micro.n_heads
+    differ = [
+        f"models.policy.micro.{key}: the model at {path} has {key} {found[key]}, the config asks "
+        f"for {asked[key]}; delete the folder to regenerate it or change the config"
+        for key in MICRO_KEYS if found[key] != asked[key]
+    ]
+    if differ:
+        raise ValueError("\n".join(differ))
 
 
 def _create_micro(policy: Any, tokenizer: Any, path: Path) -> MetaLlamaMTPAdapter:

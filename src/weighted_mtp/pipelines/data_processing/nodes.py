@@ -28,9 +28,15 @@ def split_test_problems(
     """Hold out test problems (by family, seeded) before any record exists, so nothing of
     them can reach training, validation or checkpoint choice; evaluation reads them."""
     dataset = validate_dataset(dataset_params)
+    raw = dataset.raw or "raw_problems"
     if not raw_problems:
-        raise ValueError(f"{dataset.raw}: the raw problem file is empty")
+        raise ValueError(f"{raw}: the raw problem file is empty; regenerate it (python -m wmtp_codegen, "
+                         "docs/DATASET.md) or point paths.raw_problems (conf/base/globals.yml) at your problems")
     development, test = split_test_problems_by_family(raw_problems, dataset.test_fraction, dataset.split_seed)
+    if not test:  # a family's only problem stays for training, so only 1-problem families give this
+        raise ValueError(f"{dataset.test or 'test_problems'}: the test split is empty: none of the "
+                         f"{len({p.get('family') for p in raw_problems})} families in {raw} has 2 or more "
+                         "problems (a family's only problem stays for training); add problems to it")
     families = len({p.get("family") for p in test})
     logger.info("test split: %d of %d problems held out (%d families); %d left for train/validation",
                 len(test), len(raw_problems), families, len(development))
@@ -52,6 +58,14 @@ def build_datasets(
     """Split the Alpaca records into train and validation by problem (never by record)."""
     dataset = validate_dataset(dataset_params)
     train, validation = split_by_problem(alpaca_records, dataset.validation_fraction, dataset.split_seed)
+    raw = dataset.raw or "raw_problems"
+    if not train:
+        raise ValueError(f"{dataset.train}: the training split is empty: the development problems gave no "
+                         f"record (only non-empty Python 3 solutions are kept); check the solutions in {raw}")
+    if not validation:  # a problem is never split, so one problem cannot feed both splits
+        raise ValueError(f"{dataset.validation}: the validation split is empty: the {len(train)} records all "
+                         f"come from 1 problem and a problem is never split between train and validation; "
+                         f"{raw} needs 2 or more development problems with Python 3 solutions")
     for name, split in (("train", train), ("validation", validation)):
         n_correct = sum(r["is_correct"] for r in split)
         problems = len({r["problem_id"] for r in split})
