@@ -448,9 +448,10 @@ def stage_datasets(objective: Objective, tokenizer: Any, train_records: Records,
     """Encode the splits once; rows without any labelled token are dropped, and so are the
     incorrect ones when the stage uses correct rows alone (rho-1's reference)."""
     only_correct = objective.ce_rows == "correct" and not (objective.train_value or objective.report_value)
-    datasets = tuple(TokenizedDataset(records, tokenizer, max_length, only_correct=only_correct,
-                                      drop_unlabelled=True) for records in (train_records, val_records))
     names = ("training", "validation")
+    datasets = tuple(TokenizedDataset(records, tokenizer, max_length, only_correct=only_correct,
+                                      drop_unlabelled=True, name=name)
+                     for records, name in zip((train_records, val_records), names))
     if objective.value_target == "first_error":
         for name, dataset in zip(names, datasets):
             marked = mark_first_errors(dataset.rows)
