@@ -19,7 +19,9 @@ metrics come from the training loops (``weighted_mtp.tracking.backend``).
 
 :class:`DistributedHooks` turns the N copies of the pipeline that ``torchrun`` starts into
 one run: a process group, one writer of every file, a clean stop on every rank when one
-fails (docs/DISTRIBUTED.md).
+fails (docs/DISTRIBUTED.md). :class:`RunHooks` lets one run at a time use an experiment
+folder and gives every rank the run's id; :class:`ConfigHooks` validates the whole config
+once before any node (README, "Recovering from a crash").
 """
 
 from __future__ import annotations
