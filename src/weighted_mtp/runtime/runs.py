@@ -4,7 +4,7 @@
 keeps both runs' checkpoints (as Lightning's ``version_N`` folders do), a resume or an
 export finds the newest run's files, and ``training.keep_runs`` prunes the oldest. The run
 id is ``WMTP_RUN_ID`` when set (the run-lock hook sets it once per run, the same on every
-torchrun rank), else one generated per process (docs/TRAINING.md, "Recovering from a crash").
+torchrun rank), else one generated per process (docs/TRAINING.md, "Resume").
 """
 
 from __future__ import annotations
