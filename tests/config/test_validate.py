@@ -212,3 +212,73 @@ def test_validate_block_prefixes_the_block_path():
             sorted(Stage2Config.model_fields)),
     ]
     assert validate_block(TrainingConfig, {"log_interval": 3}, "training").stage2.beta == 0.9
+
+
+@pytest.mark.parametrize("monitor", ["val_value_auroc", "val_tokens", "val_los", "loss"])
+def test_monitor_must_be_a_validation_loss(params, monitor):
+    params["training"]["monitor"] = monitor
+    assert (f"  - training.monitor: must be a validation loss (the best checkpoint keeps the lowest): "
+            f"val_loss, val_mtp_loss, val_weighted_mtp_loss, val_value_loss or val_head<k>_loss, "
+            f"found {monitor!r}") in _problems(params)
+
+
+@pytest.mark.parametrize("recipe, monitor, overrides", [
+    ("verifiable", "val_loss", {}),
+    ("verifiable", "val_value_loss", {"training": {"pretrain": {"enabled": False}}}),
+    ("verifiable", "val_mtp_loss", {"training": {"stage1": {"enabled": False}}}),
+    ("baseline", "val_head3_loss", {}),
+    ("rho1", "val_weighted_mtp_loss", {}),
+    ("next_token", "val_head0_loss", {}),
+])
+def test_a_monitor_every_stage_reports_is_valid(params, recipe, monitor, overrides):
+    params = _recipe_params(params, recipe, merge({"training": {"monitor": monitor}}, overrides))
+    assert validate_config(params).training.monitor == monitor
+
+
+@pytest.mark.parametrize("recipe, monitor, overrides, expected", [
+    ("verifiable", "val_mtp_loss", {},
+     "training.monitor: stage 1 (the critic) of recipe verifiable reports no val_mtp_loss (only val_loss, "
+     "val_value_loss) and the monitor serves every stage; monitor val_loss, or set training.stage1.enabled: false"),
+    ("verifiable", "val_head1_loss", {}, "training.monitor: stage 1 (the critic) of recipe verifiable reports no "
+     "val_head1_loss"),
+    ("verifiable", "val_value_loss", {}, "training.monitor: pretrain of recipe verifiable reports no val_value_loss "
+     "(only val_loss, val_mtp_loss, val_weighted_mtp_loss, val_head<k>_loss) and the monitor serves every stage; "
+     "monitor val_loss, or set training.pretrain.enabled: false"),
+    ("rho1", "val_value_loss", {"training": {"pretrain": {"enabled": False}}},
+     "training.monitor: stage 1 (the reference) of recipe rho1 reports no val_value_loss"),
+    ("baseline", "val_head4_loss", {}, "training.monitor: val_head4_loss needs head 4, the micro model has heads "
+     "0..3 (models.policy.micro.n_future_tokens)"),
+    ("next_token", "val_head1_loss", {}, "training.monitor: stage 2 computes the CE of heads 0..0 only "
+     "(training.stage2.loss_heads: 1), so it reports no val_head1_loss; monitor val_loss"),
+])
+def test_a_monitor_some_stage_lacks_is_an_error_naming_both_keys(params, recipe, monitor, overrides, expected):
+    params = _recipe_params(params, recipe, merge({"training": {"monitor": monitor}}, overrides))
+    assert any(line.startswith(f"  - {expected}") for line in _problems(params)), _problems(params)
+
+
+@pytest.mark.parametrize("recipe", ["baseline", "verifiable", "rho1", "next_token"])
+def test_the_monitor_rule_follows_the_figures_each_stage_reports(params, recipe):
+    """A monitor validates iff every stage the recipe runs reports it (training/sums.py)."""
+    from weighted_mtp.config.recipes import MONITORS
+    from weighted_mtp.training.objective import objective_for
+    from weighted_mtp.training.sums import LossSums, summarize
+
+    config = validate_config(_recipe_params(params, recipe, {}))
+    stages = ["pretrain"] + (["stage1"] if config.training.stage1.enabled else []) + ["stage2"]
+    reported = []
+    for stage in stages:
+        objective = objective_for(stage, config.training, recipe)
+        sums = LossSums(4)
+        for k in range(objective.n_loss_heads(4) if objective.train_ce else 0):
+            sums.add_head(k, 2.0, 2.0, 1)  # the heads accumulate_batch computes
+        sums.add("value_count", 1)
+        reported.append({f"val_{key}" for key in summarize(sums, objective)})
+    for monitor in [*MONITORS, *(f"val_head{k}_loss" for k in range(4))]:
+        candidate = _recipe_params(params, recipe, {"training": {"monitor": monitor}})
+        everywhere = all(monitor in figures for figures in reported)
+        try:
+            validate_config(candidate)
+            valid = True
+        except ValueError:
+            valid = False
+        assert valid == everywhere, (recipe, monitor)

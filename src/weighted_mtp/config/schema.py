@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from weighted_mtp.config.recipes import RECIPES, recipe_contradictions
+from weighted_mtp.config.recipes import HEAD_MONITOR, MONITORS, RECIPES, monitor_contradictions, recipe_contradictions
 
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -203,6 +203,13 @@ class TrainingConfig(Section):
     stage2: Stage2Config = Field(default_factory=Stage2Config)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
+    @model_validator(mode="after")
+    def _monitor_is_a_loss(self) -> TrainingConfig:
+        if self.monitor not in MONITORS and not HEAD_MONITOR.fullmatch(self.monitor):
+            raise ValueError(f"monitor: must be a validation loss (the best checkpoint keeps the lowest): "
+                             f"{', '.join(MONITORS)} or val_head<k>_loss, found {self.monitor!r}")
+        return self
+
 
 class ExecutionLimitsConfig(Section):
     """Limits of one sandboxed program run (docs/EXECUTION.md)."""
@@ -286,6 +293,6 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _agrees_with_recipe(self) -> RunConfig:
-        if problems := recipe_contradictions(self):
+        if problems := recipe_contradictions(self) + monitor_contradictions(self):
             raise ValueError("\n".join(problems))
         return self
