@@ -282,3 +282,27 @@ def test_the_monitor_rule_follows_the_figures_each_stage_reports(params, recipe)
         except ValueError:
             valid = False
         assert valid == everywhere, (recipe, monitor)
+
+
+@pytest.mark.parametrize("micro, expected", [
+    ({"dim": 130}, "models.policy.micro.dim: must be divisible by n_heads, found 130 / 4"),
+    ({"dim": 12, "n_heads": 4, "n_kv_heads": 1},
+     "models.policy.micro.dim: dim / n_heads (the head width) must be even for RoPE, found 12 / 4 = 3"),
+    ({"n_kv_heads": 3}, "models.policy.micro.n_kv_heads: must divide n_heads (each key/value head serves a "
+     "group of query heads), found 4 / 3"),
+    ({"n_kv_heads": 0}, "models.policy.micro.n_kv_heads: must be > 0, found 0"),
+])
+def test_micro_model_shapes_must_fit_together(params, micro, expected):
+    params["models"]["policy"]["micro"].update(micro)
+    assert f"  - {expected}" in _problems(params)
+
+
+def test_micro_model_shape_rules_are_the_model_args_rules(params):
+    """Every micro block the config accepts builds a model (models/args.py agrees)."""
+    from weighted_mtp.models.args import ModelArgs
+
+    for dim, n_heads, n_kv_heads in [(128, 4, 2), (96, 4, None), (64, 8, 8), (48, 3, 1)]:
+        params["models"]["policy"]["micro"].update(dim=dim, n_heads=n_heads, n_kv_heads=n_kv_heads)
+        micro = validate_config(params).models.policy.micro
+        ModelArgs(dim=micro.dim, n_layers=micro.n_layers, n_heads=micro.n_heads, n_kv_heads=micro.n_kv_heads,
+                  n_future_tokens=micro.n_future_tokens, vocab_size=300)

@@ -55,15 +55,28 @@ class MicroModelConfig(Section):
     dim: PositiveInt = 128
     n_layers: PositiveInt = 6
     n_heads: PositiveInt = 4
-    n_kv_heads: Optional[int] = 2
+    n_kv_heads: Optional[PositiveInt] = 2
+    """None: as many key/value heads as query heads (no grouping)."""
     n_future_tokens: PositiveInt = 4
     max_seq_len: PositiveInt = 512
     seed: int = 0
 
     @model_validator(mode="after")
-    def _heads_within_layers(self) -> MicroModelConfig:
+    def _shapes_fit(self) -> MicroModelConfig:
+        """The checks of ``models.args.ModelArgs``, reported before any model is built."""
+        problems = []
         if self.n_future_tokens > self.n_layers:
-            raise ValueError(f"n_future_tokens: must be <= n_layers, found {self.n_future_tokens} > {self.n_layers}")
+            problems.append(f"n_future_tokens: must be <= n_layers, found {self.n_future_tokens} > {self.n_layers}")
+        if self.dim % self.n_heads:
+            problems.append(f"dim: must be divisible by n_heads, found {self.dim} / {self.n_heads}")
+        elif self.dim // self.n_heads % 2:  # RoPE rotates pairs of channels
+            problems.append(f"dim: dim / n_heads (the head width) must be even for RoPE, "
+                            f"found {self.dim} / {self.n_heads} = {self.dim // self.n_heads}")
+        if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
+            problems.append(f"n_kv_heads: must divide n_heads (each key/value head serves a group of "
+                            f"query heads), found {self.n_heads} / {self.n_kv_heads}")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
 
