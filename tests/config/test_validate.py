@@ -306,3 +306,29 @@ def test_micro_model_shape_rules_are_the_model_args_rules(params):
         micro = validate_config(params).models.policy.micro
         ModelArgs(dim=micro.dim, n_layers=micro.n_layers, n_heads=micro.n_heads, n_kv_heads=micro.n_kv_heads,
                   n_future_tokens=micro.n_future_tokens, vocab_size=300)
+
+
+@pytest.mark.parametrize("experiment", ["../x", "a/b", "..", ".hidden", "", "a\\b", "bad name", "x/../../y"])
+def test_experiment_must_be_a_plain_folder_name(params, experiment):
+    params["project"]["experiment"] = experiment
+    assert any(line.startswith(f"  - project.experiment: must be a plain folder name ([A-Za-z0-9._-], not "
+                               f"starting with '.', so no '..'), found {experiment!r}") for line in _problems(params))
+
+
+@pytest.mark.parametrize("experiment", ["default", "compare-study-verifiable-seed0", "critic-micro-v1.2", "_x"])
+def test_plain_folder_names_are_valid_experiments(params, experiment):
+    params["project"]["experiment"] = experiment
+    assert validate_config(params).project.experiment == experiment
+
+
+@pytest.mark.parametrize("run_name, valid", [
+    ("beta-2", True), ("verifiable/seed0", True), ("tuned beta 1.2", True), (None, True),
+    ("", False), ("  ", False), ("two\nlines", False),
+])
+def test_run_name_is_one_line_of_text(params, run_name, valid):
+    params["mlflow"]["run_name"] = run_name
+    if valid:
+        assert validate_config(params).mlflow.run_name == run_name
+    else:
+        assert any(line.startswith(f"  - mlflow.run_name: must be one line of printable text (null: the default "
+                                   f"name), found {run_name!r}") for line in _problems(params))

@@ -14,6 +14,7 @@ nan/inf are rejected everywhere; an unknown key is an error.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -30,6 +31,7 @@ Share = Annotated[float, Field(gt=0, le=1)]          # (0, 1]
 Probability = Annotated[float, Field(ge=0, le=1)]    # [0, 1]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 RecipeName = Literal[tuple(RECIPES)]  # one source: the recipe table
 ValueTarget = Literal["outcome", "first_error"]  # docs/METHOD.md, "Critic quality"
 TrainOn = Literal["all", "correct"]
@@ -49,6 +51,16 @@ class ProjectConfig(Section):
     preset: Optional[str] = None
     """Set by the scale preset's own parameters file (conf/presets/<name>)."""
     checkpoint_dir: str = "data/06_models/checkpoints/default"
+
+    @model_validator(mode="after")
+    def _experiment_is_a_folder_name(self) -> ProjectConfig:
+        # it names the run's folders (data/06_models/checkpoints/<experiment>,
+        # data/08_reporting/<experiment>, ...): '../x' or 'a/b' would write elsewhere
+        if not _FOLDER_NAME.fullmatch(self.experiment):
+            raise ValueError(f"experiment: must be a plain folder name ([A-Za-z0-9._-], not starting with "
+                             f"'.', so no '..'), found {self.experiment!r}; it names the run's folders "
+                             "under data/06_models and data/08_reporting (set it with WMTP_EXPERIMENT)")
+        return self
 
 
 class MicroModelConfig(Section):
@@ -128,6 +140,15 @@ class MlflowConfig(Section):
     experiment_name: Optional[str] = None
     run_name: Optional[str] = None
     log_checkpoints: Literal["best", "all", "none"] = "best"
+
+    @model_validator(mode="after")
+    def _run_name_is_one_line(self) -> MlflowConfig:
+        # a label in the MLflow UI and the logs, not a folder: '/' is fine (the default
+        # name is <recipe>/<pipelines>), an empty or multi-line name is a mistake
+        if self.run_name is not None and (not self.run_name.strip() or not self.run_name.isprintable()):
+            raise ValueError(f"run_name: must be one line of printable text (null: the default name), "
+                             f"found {self.run_name!r}")
+        return self
 
 
 class PretrainConfig(Section):
