@@ -46,6 +46,7 @@ def build_params(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
     """conf/base parameters with a short stage 2 that logs every step and evaluates once."""
     with open(ROOT / "conf" / "base" / "parameters.yml", encoding="utf-8") as handle:
         params = yaml.safe_load(handle)
+    params["project"]["experiment"] = "bench-distributed"  # the file's is ${globals:experiment}
     params["dataset"]["max_length"] = args.max_length
     params["training"].update({"log_interval": 1, "eval_interval": 10**6, "seed": 0})
     params["training"]["stage2"].update({"n_epochs": 1.0, "batch_size": batch_size})

@@ -12,8 +12,8 @@ for this project:
   ``parameters.`` prefix.
 
 So: nothing touches MLflow until the pipeline starts; then the parameters are validated,
-a remote server is checked (one request, clear error), kedro-mlflow creates the
-experiment and starts the run, and this hook logs the flattened parameters, tags, the
+the store is checked (a server: one request; a sqlite file: writable; one clear line),
+kedro-mlflow creates the experiment and starts the run, and this hook logs the flattened parameters, tags, the
 config file, checkpoints and ``metrics.json`` (the token-weight histogram is a node's catalog output). Per-step
 metrics come from the training loops (``weighted_mtp.tracking.backend``).
 
@@ -53,7 +53,7 @@ from weighted_mtp.runtime.run_lock import RunLock, RunLockedError
 from weighted_mtp.runtime.runs import RUN_ID_VARIABLE, new_run_id
 from weighted_mtp.tracking.options import TrackingOptions, tracking_options
 from weighted_mtp.tracking.run_record import log_run_record, parameter_count, run_tags
-from weighted_mtp.tracking.server import check_tracking_server, local_artifact_location, resolve_tracking_uri
+from weighted_mtp.tracking.server import check_tracking_store, local_artifact_location, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class TrackingHooks:
             return
         conf = self._context.config_loader["mlflow"]
         export_credentials(self._context, conf)
-        check_tracking_server(conf["server"]["mlflow_tracking_uri"])
+        check_tracking_store(conf["server"]["mlflow_tracking_uri"])
         self._plugin.after_context_created(self._context)  # tracking URI, experiment
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
         self._plugin.mlflow_config.tracking.run.name = (

@@ -212,3 +212,123 @@ def test_validate_block_prefixes_the_block_path():
             sorted(Stage2Config.model_fields)),
     ]
     assert validate_block(TrainingConfig, {"log_interval": 3}, "training").stage2.beta == 0.9
+
+
+@pytest.mark.parametrize("monitor", ["val_value_auroc", "val_tokens", "val_los", "loss"])
+def test_monitor_must_be_a_validation_loss(params, monitor):
+    params["training"]["monitor"] = monitor
+    assert (f"  - training.monitor: must be a validation loss (the best checkpoint keeps the lowest): "
+            f"val_loss, val_mtp_loss, val_weighted_mtp_loss, val_value_loss or val_head<k>_loss, "
+            f"found {monitor!r}") in _problems(params)
+
+
+@pytest.mark.parametrize("recipe, monitor, overrides", [
+    ("verifiable", "val_loss", {}),
+    ("verifiable", "val_value_loss", {"training": {"pretrain": {"enabled": False}}}),
+    ("verifiable", "val_mtp_loss", {"training": {"stage1": {"enabled": False}}}),
+    ("baseline", "val_head3_loss", {}),
+    ("rho1", "val_weighted_mtp_loss", {}),
+    ("next_token", "val_head0_loss", {}),
+])
+def test_a_monitor_every_stage_reports_is_valid(params, recipe, monitor, overrides):
+    params = _recipe_params(params, recipe, merge({"training": {"monitor": monitor}}, overrides))
+    assert validate_config(params).training.monitor == monitor
+
+
+@pytest.mark.parametrize("recipe, monitor, overrides, expected", [
+    ("verifiable", "val_mtp_loss", {},
+     "training.monitor: stage 1 (the critic) of recipe verifiable reports no val_mtp_loss (only val_loss, "
+     "val_value_loss) and the monitor serves every stage; monitor val_loss, or set training.stage1.enabled: false"),
+    ("verifiable", "val_head1_loss", {}, "training.monitor: stage 1 (the critic) of recipe verifiable reports no "
+     "val_head1_loss"),
+    ("verifiable", "val_value_loss", {}, "training.monitor: pretrain of recipe verifiable reports no val_value_loss "
+     "(only val_loss, val_mtp_loss, val_weighted_mtp_loss, val_head<k>_loss) and the monitor serves every stage; "
+     "monitor val_loss, or set training.pretrain.enabled: false"),
+    ("rho1", "val_value_loss", {"training": {"pretrain": {"enabled": False}}},
+     "training.monitor: stage 1 (the reference) of recipe rho1 reports no val_value_loss"),
+    ("baseline", "val_head4_loss", {}, "training.monitor: val_head4_loss needs head 4, the micro model has heads "
+     "0..3 (models.policy.micro.n_future_tokens)"),
+    ("next_token", "val_head1_loss", {}, "training.monitor: stage 2 computes the CE of heads 0..0 only "
+     "(training.stage2.loss_heads: 1), so it reports no val_head1_loss; monitor val_loss"),
+])
+def test_a_monitor_some_stage_lacks_is_an_error_naming_both_keys(params, recipe, monitor, overrides, expected):
+    params = _recipe_params(params, recipe, merge({"training": {"monitor": monitor}}, overrides))
+    assert any(line.startswith(f"  - {expected}") for line in _problems(params)), _problems(params)
+
+
+@pytest.mark.parametrize("recipe", ["baseline", "verifiable", "rho1", "next_token"])
+def test_the_monitor_rule_follows_the_figures_each_stage_reports(params, recipe):
+    """A monitor validates iff every stage the recipe runs reports it (training/sums.py)."""
+    from weighted_mtp.config.recipes import MONITORS
+    from weighted_mtp.training.objective import objective_for
+    from weighted_mtp.training.sums import LossSums, summarize
+
+    config = validate_config(_recipe_params(params, recipe, {}))
+    stages = ["pretrain"] + (["stage1"] if config.training.stage1.enabled else []) + ["stage2"]
+    reported = []
+    for stage in stages:
+        objective = objective_for(stage, config.training, recipe)
+        sums = LossSums(4)
+        for k in range(objective.n_loss_heads(4) if objective.train_ce else 0):
+            sums.add_head(k, 2.0, 2.0, 1)  # the heads accumulate_batch computes
+        sums.add("value_count", 1)
+        reported.append({f"val_{key}" for key in summarize(sums, objective)})
+    for monitor in [*MONITORS, *(f"val_head{k}_loss" for k in range(4))]:
+        candidate = _recipe_params(params, recipe, {"training": {"monitor": monitor}})
+        everywhere = all(monitor in figures for figures in reported)
+        try:
+            validate_config(candidate)
+            valid = True
+        except ValueError:
+            valid = False
+        assert valid == everywhere, (recipe, monitor)
+
+
+@pytest.mark.parametrize("micro, expected", [
+    ({"dim": 130}, "models.policy.micro.dim: must be divisible by n_heads, found 130 / 4"),
+    ({"dim": 12, "n_heads": 4, "n_kv_heads": 1},
+     "models.policy.micro.dim: dim / n_heads (the head width) must be even for RoPE, found 12 / 4 = 3"),
+    ({"n_kv_heads": 3}, "models.policy.micro.n_kv_heads: must divide n_heads (each key/value head serves a "
+     "group of query heads), found 4 / 3"),
+    ({"n_kv_heads": 0}, "models.policy.micro.n_kv_heads: must be > 0, found 0"),
+])
+def test_micro_model_shapes_must_fit_together(params, micro, expected):
+    params["models"]["policy"]["micro"].update(micro)
+    assert f"  - {expected}" in _problems(params)
+
+
+def test_micro_model_shape_rules_are_the_model_args_rules(params):
+    """Every micro block the config accepts builds a model (models/args.py agrees)."""
+    from weighted_mtp.models.args import ModelArgs
+
+    for dim, n_heads, n_kv_heads in [(128, 4, 2), (96, 4, None), (64, 8, 8), (48, 3, 1)]:
+        params["models"]["policy"]["micro"].update(dim=dim, n_heads=n_heads, n_kv_heads=n_kv_heads)
+        micro = validate_config(params).models.policy.micro
+        ModelArgs(dim=micro.dim, n_layers=micro.n_layers, n_heads=micro.n_heads, n_kv_heads=micro.n_kv_heads,
+                  n_future_tokens=micro.n_future_tokens, vocab_size=300)
+
+
+@pytest.mark.parametrize("experiment", ["../x", "a/b", "..", ".hidden", "", "a\\b", "bad name", "x/../../y"])
+def test_experiment_must_be_a_plain_folder_name(params, experiment):
+    params["project"]["experiment"] = experiment
+    assert any(line.startswith(f"  - project.experiment: must be a plain folder name ([A-Za-z0-9._-], not "
+                               f"starting with '.', so no '..'), found {experiment!r}") for line in _problems(params))
+
+
+@pytest.mark.parametrize("experiment", ["default", "compare-study-verifiable-seed0", "critic-micro-v1.2", "_x"])
+def test_plain_folder_names_are_valid_experiments(params, experiment):
+    params["project"]["experiment"] = experiment
+    assert validate_config(params).project.experiment == experiment
+
+
+@pytest.mark.parametrize("run_name, valid", [
+    ("beta-2", True), ("verifiable/seed0", True), ("tuned beta 1.2", True), (None, True),
+    ("", False), ("  ", False), ("two\nlines", False),
+])
+def test_run_name_is_one_line_of_text(params, run_name, valid):
+    params["mlflow"]["run_name"] = run_name
+    if valid:
+        assert validate_config(params).mlflow.run_name == run_name
+    else:
+        assert any(line.startswith(f"  - mlflow.run_name: must be one line of printable text (null: the default "
+                                   f"name), found {run_name!r}") for line in _problems(params))

@@ -48,7 +48,7 @@ def params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     with open(PROJECT_ROOT / "conf" / "base" / "parameters.yml", encoding="utf-8") as handle:
         base = yaml.safe_load(handle)
     small = {
-        "project": {"recipe": "verifiable"},
+        "project": {"recipe": "verifiable", "experiment": "default"},  # the file's is ${globals:...}
         "dataset": {"max_length": 64},
         "training": {"seed": 0, "log_interval": 1, "eval_interval": 1000, "patience": 100,
                      "pretrain": {"n_epochs": 1, "learning_rate": 3e-3, "batch_size": 3},

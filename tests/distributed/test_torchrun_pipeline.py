@@ -112,7 +112,8 @@ def test_validation_equals_one_process_on_the_same_data(run):
     project = run["project"]
     reported = json.loads((project / "data/08_reporting/default/best_model_metrics.json").read_text())
     params = merge(yaml.safe_load((project / "conf/base/parameters.yml").read_text()), DIST_PARAMS)
-    config = validate_config(merge(params, {"training": {"stage2": {"batch_size": 16}}}))
+    config = validate_config(merge(params, {"project": {"experiment": "default"},  # the file's is ${globals:...}
+                                            "training": {"stage2": {"batch_size": 16}}}))
     tokenizer = load_tokenizer(project / "data/05_model_input/tokenizer")
     rows = read_jsonl(project / "data/05_model_input/validation.jsonl")
     dataset = TokenizedDataset(rows, tokenizer, config.dataset.max_length, drop_unlabelled=True)

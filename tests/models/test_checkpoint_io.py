@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -11,8 +14,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from weighted_mtp.models.adapter import MetaLlamaMTPAdapter
+from weighted_mtp.models import create_micro_model
 from weighted_mtp.models.checkpoint_io import (METADATA_FILE, PARAMS_FILE, WEIGHTS_FILE,
-                                               file_sha256)
+                                               file_sha256, verify_weights)
 
 from model_helpers import build_tiny
 
@@ -25,10 +29,15 @@ def _assert_same_state(a: MetaLlamaMTPAdapter, b: MetaLlamaMTPAdapter) -> None:
 
 
 def _rewrite_weights(model_dir: Path, edit) -> None:
+    """Edit the tensors and record the new file's hash, as save_pretrained would."""
     path = model_dir / WEIGHTS_FILE
     tensors = load_file(str(path))
     edit(tensors)
     save_file(tensors, str(path))
+    metadata = json.loads((model_dir / METADATA_FILE).read_text())
+    metadata["sha256"][WEIGHTS_FILE] = file_sha256(path)
+    metadata["stat"][WEIGHTS_FILE] = {"size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns}
+    (model_dir / METADATA_FILE).write_text(json.dumps(metadata))
 
 
 def test_save_load_round_trip_is_exact(tiny_model: MetaLlamaMTPAdapter, tiny_ids: torch.Tensor,
@@ -154,3 +163,74 @@ def test_block_value_head_round_trip_and_fresh_copy_of_head_zero(tiny_args, tiny
     for key, value in fresh_block.value_head.block.state_dict().items():
         assert torch.equal(value, head0[key]), key
         assert value.data_ptr() != head0[key].data_ptr()  # a copy, not shared storage
+
+
+def _micro(model_dir: Path) -> Path:
+    create_micro_model(model_dir, vocab_size=300, seed=0, dim=32, n_layers=5, n_heads=2, n_kv_heads=1,
+                       n_future_tokens=4, max_seq_len=64, multiple_of=16)
+    return model_dir
+
+
+def _hashed(caplog: pytest.LogCaptureFixture) -> bool:
+    return "verifying the sha256" in caplog.text
+
+
+def test_weights_untouched_since_written_load_without_hashing(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    model_dir = _micro(tmp_path / "m")
+    metadata = json.loads((model_dir / METADATA_FILE).read_text())
+    stat = (model_dir / WEIGHTS_FILE).stat()
+    assert metadata["stat"][WEIGHTS_FILE] == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    with caplog.at_level(logging.DEBUG, logger="weighted_mtp.models"):
+        MetaLlamaMTPAdapter.from_pretrained(model_dir)
+    assert not _hashed(caplog)
+
+
+def test_one_changed_byte_is_named_with_both_files(tmp_path: Path) -> None:
+    model_dir = _micro(tmp_path / "m")
+    path = model_dir / WEIGHTS_FILE
+    time.sleep(0.05)  # an edit after the save (file times tick every few ms)
+    with open(path, "r+b") as handle:  # a byte of the last tensor's data: the header still reads
+        handle.seek(-3, os.SEEK_END)
+        byte = handle.read(1)
+        handle.seek(-3, os.SEEK_END)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    with pytest.raises(ValueError) as error:
+        MetaLlamaMTPAdapter.from_pretrained(model_dir)
+    message = str(error.value)
+    assert message.startswith(f"{path}: sha256 ") and f"recorded in {model_dir / METADATA_FILE}: the weights " \
+        "changed or are corrupt since the directory was written. Restore the file" in message
+    assert "\n" not in message
+
+
+def test_truncated_or_overwritten_weights_are_named(tmp_path: Path) -> None:
+    model_dir = _micro(tmp_path / "m")
+    path = model_dir / WEIGHTS_FILE
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=rf"^{path}: truncated or corrupt safetensors file \(.*\)\. Restore"):
+        MetaLlamaMTPAdapter.from_pretrained(model_dir)
+    with pytest.raises(ValueError, match=rf"^{path} is {len(data) // 2} bytes, but .*metadata.json recorded "
+                                         rf"{len(data)} when it was written: the file is truncated or was replaced"):
+        verify_weights(model_dir)
+    path.write_bytes(b"\xff" * 16 + data[16:])  # the header overwritten, same size
+    with pytest.raises(ValueError, match=rf"^{path}: truncated or corrupt safetensors file"):
+        MetaLlamaMTPAdapter.from_pretrained(model_dir)
+
+
+def test_a_copy_that_lost_the_file_time_is_hashed_and_loads(tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    original = _micro(tmp_path / "m")
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy, copy_function=shutil.copy)  # like cp -r: new times
+    metadata = json.loads((copy / METADATA_FILE).read_text())
+    del metadata["stat"]  # a directory written before sizes and times were recorded
+    (tmp_path / "old").mkdir()
+    shutil.copytree(copy, tmp_path / "old" / "m")
+    (tmp_path / "old" / "m" / METADATA_FILE).write_text(json.dumps(metadata))
+    for model_dir in (copy, tmp_path / "old" / "m"):
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="weighted_mtp.models"):
+            loaded = MetaLlamaMTPAdapter.from_pretrained(model_dir)
+        assert _hashed(caplog) and str(model_dir / WEIGHTS_FILE) in caplog.text
+        _assert_same_state(loaded, MetaLlamaMTPAdapter.from_pretrained(original))

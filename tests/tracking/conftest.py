@@ -7,8 +7,11 @@ boots), and its whole process group is stopped at the end.
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Iterator
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,29 @@ def make_project(project_template, tmp_path, monkeypatch):
         return project
 
     return make
+
+
+@pytest.fixture
+def read_only() -> Iterator[Callable[[Path], None]]:
+    """``read_only(path)`` makes a file or folder unwritable for this process (undone after).
+
+    chmod, and — when the tests run as root, whom chmod does not stop — ``chattr +i``
+    (immutable), which stops root too; where that is unavailable the test is skipped.
+    """
+    undo: list[Callable[[], None]] = []
+
+    def make(path: Path) -> None:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        undo.append(lambda: path.chmod(mode))
+        if os.geteuid() == 0:
+            if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)],
+                                                                capture_output=True).returncode != 0:
+                pytest.skip("running as root, where chmod does not stop writes, and chattr +i "
+                            f"(immutable) is not available for {path}")
+            undo.append(lambda: subprocess.run(["chattr", "-i", str(path)], check=True))
+        assert not os.access(path, os.W_OK)
+
+    yield make
+    for step in reversed(undo):
+        step()

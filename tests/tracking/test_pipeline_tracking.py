@@ -32,6 +32,18 @@ def test_unreachable_server_fails_before_any_node(make_project, monkeypatch):
         run_session(project, pipelines=["data_processing"])
 
 
+def test_read_only_local_store_fails_before_any_node(make_project, monkeypatch, tmp_path, read_only):
+    project = make_project("read-only-store")
+    database = tmp_path / "mlflow.db"
+    MlflowClient(f"sqlite:///{database}").search_experiments()  # a real store, tables created
+    read_only(database)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    with pytest.raises(RuntimeError, match=rf"^MLflow store sqlite:///{database} is read-only \({database} is not "
+                                           r"writable\): make it writable, .* mlflow.enabled=false\.$"):
+        run_session(project, pipelines=["data_processing"])
+    assert not (project / "data" / "05_model_input" / "train.jsonl").exists()  # no node ran
+
+
 def test_default_local_store_needs_no_server(make_project, monkeypatch):
     project = make_project("local-store")
     monkeypatch.delenv("MLFLOW_TRACKING_URI")

@@ -95,7 +95,7 @@ def _deep_update(base: dict, overrides: dict) -> dict:
 
 
 TEST_OVERRIDES: dict[str, Any] = {
-    "project": {"recipe": "verifiable"},
+    "project": {"recipe": "verifiable", "experiment": "default"},  # the file's is ${globals:...}
     "dataset": {"max_length": 64},
     "training": {
         "seed": 0, "log_interval": 1, "eval_interval": 1000, "save_checkpoint_every": 1,

@@ -85,3 +85,30 @@ def test_rng_state_round_trip_through_a_checkpoint(tmp_path):
     restore_rng_state(ckpt.load_checkpoint(path)["rng"])
     assert random.random() == expected[0]
     torch.testing.assert_close(torch.rand(2), expected[1])
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[: len(data) // 2],   # an interrupted copy
+    lambda data: data[:-100],              # the end (zip directory) missing
+    lambda data: b"",                      # a full disk
+    lambda data: b"\0" * len(data),        # overwritten
+])
+def test_truncated_or_corrupt_file_is_named_with_what_to_do(tmp_path, damage):
+    path = ckpt.save_checkpoint(tmp_path / "checkpoint_stage2_step_4.pt", _payload(1.0))
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ValueError) as error:
+        ckpt.load_checkpoint(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: truncated or corrupt checkpoint ({path.stat().st_size} bytes; torch.load: ")
+    assert message.endswith("Delete it and resume from another checkpoint of the run (training.resume_from), "
+                            "or start the stage again.")
+    assert "\n" not in message
+
+
+def test_an_intact_file_torch_refuses_keeps_torch_error(tmp_path):
+    import argparse
+    import pickle
+
+    torch.save({"config": argparse.Namespace(seed=1)}, tmp_path / "foreign.pt")  # not weights_only-safe
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        ckpt.load_checkpoint(tmp_path / "foreign.pt")

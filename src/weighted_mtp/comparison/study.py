@@ -187,10 +187,10 @@ class _ParentRun:
     def __init__(self, project_path: Path, experiment: str) -> None:
         from mlflow.tracking import MlflowClient
 
-        from weighted_mtp.tracking.server import check_tracking_server, local_artifact_location, resolve_tracking_uri
+        from weighted_mtp.tracking.server import check_tracking_store, local_artifact_location, resolve_tracking_uri
 
         uri = resolve_tracking_uri(None, project_path)
-        check_tracking_server(uri)
+        check_tracking_store(uri)
         self.client = MlflowClient(uri)
         found = self.client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else self.client.create_experiment(

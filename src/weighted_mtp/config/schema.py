@@ -14,11 +14,12 @@ nan/inf are rejected everywhere; an unknown key is an error.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from weighted_mtp.config.recipes import RECIPES, recipe_contradictions
+from weighted_mtp.config.recipes import HEAD_MONITOR, MONITORS, RECIPES, monitor_contradictions, recipe_contradictions
 
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -30,6 +31,7 @@ Share = Annotated[float, Field(gt=0, le=1)]          # (0, 1]
 Probability = Annotated[float, Field(ge=0, le=1)]    # [0, 1]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 RecipeName = Literal[tuple(RECIPES)]  # one source: the recipe table
 ValueTarget = Literal["outcome", "first_error"]  # docs/METHOD.md, "Critic quality"
 TrainOn = Literal["all", "correct"]
@@ -50,20 +52,43 @@ class ProjectConfig(Section):
     """Set by the scale preset's own parameters file (conf/presets/<name>)."""
     checkpoint_dir: str = "data/06_models/checkpoints/default"
 
+    @model_validator(mode="after")
+    def _experiment_is_a_folder_name(self) -> ProjectConfig:
+        # it names the run's folders (data/06_models/checkpoints/<experiment>,
+        # data/08_reporting/<experiment>, ...): '../x' or 'a/b' would write elsewhere
+        if not _FOLDER_NAME.fullmatch(self.experiment):
+            raise ValueError(f"experiment: must be a plain folder name ([A-Za-z0-9._-], not starting with "
+                             f"'.', so no '..'), found {self.experiment!r}; it names the run's folders "
+                             "under data/06_models and data/08_reporting (set it with WMTP_EXPERIMENT)")
+        return self
+
 
 class MicroModelConfig(Section):
     dim: PositiveInt = 128
     n_layers: PositiveInt = 6
     n_heads: PositiveInt = 4
-    n_kv_heads: Optional[int] = 2
+    n_kv_heads: Optional[PositiveInt] = 2
+    """None: as many key/value heads as query heads (no grouping)."""
     n_future_tokens: PositiveInt = 4
     max_seq_len: PositiveInt = 512
     seed: int = 0
 
     @model_validator(mode="after")
-    def _heads_within_layers(self) -> MicroModelConfig:
+    def _shapes_fit(self) -> MicroModelConfig:
+        """The checks of ``models.args.ModelArgs``, reported before any model is built."""
+        problems = []
         if self.n_future_tokens > self.n_layers:
-            raise ValueError(f"n_future_tokens: must be <= n_layers, found {self.n_future_tokens} > {self.n_layers}")
+            problems.append(f"n_future_tokens: must be <= n_layers, found {self.n_future_tokens} > {self.n_layers}")
+        if self.dim % self.n_heads:
+            problems.append(f"dim: must be divisible by n_heads, found {self.dim} / {self.n_heads}")
+        elif self.dim // self.n_heads % 2:  # RoPE rotates pairs of channels
+            problems.append(f"dim: dim / n_heads (the head width) must be even for RoPE, "
+                            f"found {self.dim} / {self.n_heads} = {self.dim // self.n_heads}")
+        if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
+            problems.append(f"n_kv_heads: must divide n_heads (each key/value head serves a group of "
+                            f"query heads), found {self.n_heads} / {self.n_kv_heads}")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
 
@@ -115,6 +140,15 @@ class MlflowConfig(Section):
     experiment_name: Optional[str] = None
     run_name: Optional[str] = None
     log_checkpoints: Literal["best", "all", "none"] = "best"
+
+    @model_validator(mode="after")
+    def _run_name_is_one_line(self) -> MlflowConfig:
+        # a label in the MLflow UI and the logs, not a folder: '/' is fine (the default
+        # name is <recipe>/<pipelines>), an empty or multi-line name is a mistake
+        if self.run_name is not None and (not self.run_name.strip() or not self.run_name.isprintable()):
+            raise ValueError(f"run_name: must be one line of printable text (null: the default name), "
+                             f"found {self.run_name!r}")
+        return self
 
 
 class PretrainConfig(Section):
@@ -207,6 +241,13 @@ class TrainingConfig(Section):
     stage2: Stage2Config = Field(default_factory=Stage2Config)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
+    @model_validator(mode="after")
+    def _monitor_is_a_loss(self) -> TrainingConfig:
+        if self.monitor not in MONITORS and not HEAD_MONITOR.fullmatch(self.monitor):
+            raise ValueError(f"monitor: must be a validation loss (the best checkpoint keeps the lowest): "
+                             f"{', '.join(MONITORS)} or val_head<k>_loss, found {self.monitor!r}")
+        return self
+
 
 class ExecutionLimitsConfig(Section):
     """Limits of one sandboxed program run (docs/EXECUTION.md)."""
@@ -290,6 +331,6 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _agrees_with_recipe(self) -> RunConfig:
-        if problems := recipe_contradictions(self):
+        if problems := recipe_contradictions(self) + monitor_contradictions(self):
             raise ValueError("\n".join(problems))
         return self

@@ -124,7 +124,9 @@ class MetaLlamaMTPAdapter(nn.Module):
 
         Raises:
             FileNotFoundError: Directory, params or weights missing.
-            ValueError: Keys or shapes differ from the params, or the value head kind does.
+            ValueError: Keys or shapes differ from the params, or the value head kind does;
+                the weights file is truncated or corrupt, or differs from the size or sha256
+                recorded in ``metadata.json`` (``checkpoint_io.verify_weights``).
         """
         model_dir = Path(model_dir)
         device = resolve_device(device)
@@ -132,6 +134,7 @@ class MetaLlamaMTPAdapter(nn.Module):
         args = ckpt.read_model_args(model_dir)
         path = ckpt.weights_path(model_dir)
         file_kind = _check_file(path, args, None if fresh_value_head else value_head)
+        ckpt.verify_weights(model_dir)  # after the header check: a key or shape error says more
         kind = value_head or (None if fresh_value_head else file_kind) or "linear"
         with torch.device("meta"):
             adapter = cls(args, value_head=kind)

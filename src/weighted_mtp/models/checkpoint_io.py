@@ -4,13 +4,18 @@ Layout (docs/MODEL.md, "Model directory")::
 
     <model_dir>/
       metadata.json                  {"model_name", "params", "dtype", "n_params",
-                                      "value_head", "sha256": {relative path: hex}}
+                                      "value_head", "sha256": {relative path: hex},
+                                      "stat": {relative path: {"size", "mtime_ns"}}}
       safetensors/model.safetensors  Meta key names (+ value_head.* when present)
       configs/params.json            Meta's params.json (read when metadata lacks "params")
       tokenizer/                     Hugging Face tokenizer files (kept across saves)
 
 The file uses Meta's keys (``layers.0.attention.wq.weight``); the adapter nests the
 transformer under ``transformer.``, so a single lookup maps the two.
+
+Loading checks the weights file against what was recorded when it was written
+(:func:`verify_weights`): its size always, its sha256 when its size or modification time
+differ from the recorded ones (docs/MODEL.md, "Errors").
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from weighted_mtp.models.args import ModelArgs
@@ -39,6 +44,10 @@ TOKENIZER_DIR = "tokenizer"
 VALUE_HEAD_PREFIX = "value_head."
 TRANSFORMER_PREFIX = "transformer."
 _MAX_LISTED = 10
+_LOGGED_HASH_BYTES = 1 << 30  # hashing a file this big takes seconds: say so
+_RESTORE = ("Restore the file from a good copy or re-create the model directory (save_pretrained, or "
+            "python -m weighted_mtp.models.convert); weights changed on purpose must be saved with "
+            "save_pretrained, which records their hash.")
 
 # Checkpoint keys and their shapes as symbols resolved from ModelArgs. "{}" is the block
 # index, under "layers.{}." and "extra_heads.{}.".
@@ -211,9 +220,58 @@ def weights_path(model_dir: Path) -> Path:
 
 
 def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Key → shape of a safetensors file, read from its header without loading data."""
-    with safe_open(str(path), framework="pt") as handle:
-        return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    """Key → shape of a safetensors file, read from its header without loading data.
+
+    Raises:
+        ValueError: Naming the file, when its header does not read (a truncated or
+            overwritten file: the header lists every tensor's byte range).
+    """
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except SafetensorError as error:
+        raise ValueError(f"{path}: truncated or corrupt safetensors file ({error}). {_RESTORE}") from None
+
+
+def verify_weights(model_dir: str | Path) -> None:
+    """Compare the weights file with the record ``metadata.json`` keeps of it.
+
+    The size is compared always (a truncated copy fails here, at no cost). The sha256 is
+    recomputed when the file's size or modification time differ from the recorded ones —
+    the file was edited, replaced or copied without keeping its time — or when none were
+    recorded; a file untouched since it was written is trusted, since hashing reads all of
+    it (about 10 s for the 7B model's 13.5 GB). A directory without a recorded sha256
+    (written by another tool) is not checked.
+
+    Raises:
+        ValueError: Naming the file and ``metadata.json``, when the size or the sha256
+            differ from the record.
+    """
+    model_dir = Path(model_dir)
+    path, metadata = model_dir / WEIGHTS_FILE, read_metadata(model_dir)
+    expected = (metadata.get("sha256") or {}).get(WEIGHTS_FILE)
+    if not expected:
+        return
+    recorded, stat = (metadata.get("stat") or {}).get(WEIGHTS_FILE) or {}, path.stat()
+    if recorded.get("size", stat.st_size) != stat.st_size:
+        raise ValueError(f"{path} is {stat.st_size} bytes, but {model_dir / METADATA_FILE} recorded "
+                         f"{recorded['size']} when it was written: the file is truncated or was replaced. {_RESTORE}")
+    if recorded == _stat_record(path):
+        return
+    why = "its modification time differs from" if recorded else "no size and time are recorded in"
+    log = logger.info if stat.st_size >= _LOGGED_HASH_BYTES else logger.debug
+    log("verifying the sha256 of %s (%.1f GB): %s %s (copy model directories with cp -p or rsync -a "
+        "to keep the time)", path, stat.st_size / 1e9, why, model_dir / METADATA_FILE)
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ValueError(f"{path}: sha256 {actual[:16]}… differs from {expected[:16]}… recorded in "
+                         f"{model_dir / METADATA_FILE}: the weights changed or are corrupt since the "
+                         f"directory was written. {_RESTORE}")
+
+
+def _stat_record(path: Path) -> dict[str, int]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def file_sha256(path: Path, chunk_bytes: int = 1 << 24) -> str:
@@ -280,6 +338,7 @@ def _write_contents(tmp: Path, tensors: Mapping[str, torch.Tensor], args: ModelA
         "n_params": sum(t.numel() for t in contiguous.values()),
         "value_head": detect_value_head_kind(contiguous),
         "sha256": {WEIGHTS_FILE: file_sha256(tmp / WEIGHTS_FILE)},
+        "stat": {WEIGHTS_FILE: _stat_record(tmp / WEIGHTS_FILE)},  # renames keep it
     }
     (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
 

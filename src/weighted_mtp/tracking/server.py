@@ -1,9 +1,11 @@
-"""Where runs are recorded, and a fail-fast check of a tracking server.
+"""Where runs are recorded, and a fail-fast check of the tracking store.
 
 A run against an unreachable server or with a wrong password must stop before any
 training, with one message naming the URI and the HTTP status: MLflow's own client would
 retry for minutes (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, default 7 with back-off) and then
-fail inside the first node with a long traceback.
+fail inside the first node with a long traceback. A local sqlite store that cannot be
+written gets one line too, instead of SQLAlchemy's ``attempt to write a readonly database``
+or ``disk I/O error``.
 """
 
 from __future__ import annotations
@@ -69,24 +71,56 @@ def is_http_uri(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
-def check_tracking_server(uri: str, timeout_s: float | None = None) -> None:
-    """Fail fast when a tracking server cannot be reached or refuses the credentials.
+def check_tracking_store(uri: str, timeout_s: float | None = None) -> None:
+    """Fail fast when the tracking store cannot record a run.
 
-    Sends one authenticated ``experiments/search`` request (``max_results=1``) without
-    retries, with the credentials MLflow itself would use (``MLFLOW_TRACKING_USERNAME`` /
-    ``MLFLOW_TRACKING_PASSWORD``, ``MLFLOW_TRACKING_TOKEN``, TLS settings). Local stores
-    are not checked.
+    A server (``http(s)://``) gets one authenticated ``experiments/search`` request
+    (``max_results=1``) without retries, with the credentials MLflow itself would use
+    (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``, ``MLFLOW_TRACKING_TOKEN``,
+    TLS settings). A sqlite store must be writable (:func:`sqlite_store_problem`). Other
+    stores are not checked.
 
     Args:
         uri: The tracking URI.
         timeout_s: Connect and read timeout; default ``$WMTP_MLFLOW_CHECK_TIMEOUT`` or 10 s.
 
     Raises:
-        RuntimeError: Naming the URI and the connection error or the HTTP status, and what
-            to change; the password is never shown.
+        RuntimeError: One line naming the URI, the connection error, HTTP status or
+            unwritable path, and what to change; the password is never shown.
     """
-    if not is_http_uri(uri):
+    if uri.startswith(_SQLITE):
+        if problem := sqlite_store_problem(uri):
+            raise RuntimeError(f"MLflow store {uri} is read-only ({problem}): make it writable, set "
+                               "MLFLOW_TRACKING_URI to another store, or run with --params mlflow.enabled=false.")
         return
+    if is_http_uri(uri):
+        _check_server(uri, timeout_s)
+
+
+def sqlite_store_problem(uri: str) -> str | None:
+    """Why MLflow could not write the sqlite store ``uri``, or None when it can.
+
+    SQLite writes a journal next to the database, and MLflow creates a missing database
+    and its folders; so the file (when it exists) and its folder must be writable, or the
+    nearest existing folder above a missing one. ``os.access`` answers for this process
+    (root may write a mode-0444 file; no one may write an immutable or read-only-mounted one).
+    """
+    database = Path(uri[len(_SQLITE):].partition("?")[0])
+    if str(database) == ":memory:":
+        return None
+    if database.exists():
+        if not os.access(database, os.W_OK):
+            return f"{database} is not writable"
+        if not os.access(database.parent, os.W_OK | os.X_OK):
+            return f"its folder {database.parent} is not writable, and SQLite writes its journal there"
+        return None
+    folder = next(parent for parent in database.parents if parent.exists())
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{database} does not exist and {folder} is not writable to create it"
+    return None
+
+
+def _check_server(uri: str, timeout_s: float | None) -> None:
     from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zipfile
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
@@ -110,12 +111,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
     Raises:
         FileNotFoundError: When ``path`` does not exist.
-        ValueError: When the file is not a checkpoint of this format.
+        ValueError: When the file is truncated or corrupt (an interrupted copy, a full disk),
+            or not a checkpoint of this format.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint not found: {path}")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        if _is_whole_archive(path):
+            raise  # an intact file: torch's own error (a device, a refused type) says more
+        raise ValueError(
+            f"{path}: truncated or corrupt checkpoint ({path.stat().st_size} bytes; torch.load: "
+            f"{_cause(error)}). "
+            "Delete it and resume from another checkpoint of the run (training.resume_from), "
+            "or start the stage again."
+        ) from error
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: expected a checkpoint dict, found {type(payload).__name__}.")
     missing = [key for key in REQUIRED_KEYS if key not in payload]
@@ -127,6 +139,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"this code reads {FORMAT_VERSION}."
         )
     return payload
+
+
+def _cause(error: BaseException) -> str:
+    """``Type: first sentence`` of an error (torch's run on for several lines)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    text = text.split(". ")[0][:160]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _is_whole_archive(path: Path) -> bool:
+    """Whether ``path`` is a complete zip archive (torch.save's format): its central
+    directory, at the very end of the file, reads."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
 
 
 def config_to_dict(config: Any) -> Any:
