@@ -182,7 +182,6 @@ class TDEMAConfig(Section):
 
 
 class Stage2Config(Section):
-    enabled: bool = True
     n_epochs: Positive = 2.5
     learning_rate: Positive = 1e-5
     batch_size: PositiveInt = 8
