@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from weighted_mtp.config.schema import EvaluationConfig, ExecutionConfig
 from weighted_mtp.data.collate import encode_prompts
 from weighted_mtp.evaluation.problems import problem_prompt
@@ -21,7 +19,7 @@ from weighted_mtp.evaluation.scoring import GREEDY, PROMPT_TOO_LONG, Completion,
 from weighted_mtp.execution import Limits
 from weighted_mtp.generation import GenerationStats, generate_text
 from weighted_mtp.runtime.distributed import is_main_process
-from weighted_mtp.training.progress import progress_enabled
+from weighted_mtp.training.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +57,27 @@ def generate_completions(model: Any, tokenizer: Any, problems: Sequence[Mapping[
     sampled_jobs = [(name, s) for name in prompts for s in range(evaluation.n_samples)] if samples else []
     texts: dict[tuple[str, int], Completion] = {}
     stats, started = GenerationStats(), time.monotonic()
+    with progress(len(greedy_jobs) + len(sampled_jobs), desc="generating", unit="completion",
+                  is_main=is_main_process()) as bar:
+        _generate_groups(model, tokenizer, prompts, budgets, greedy_jobs, sampled_jobs, evaluation, texts,
+                         stats, bar)
+    seconds = time.monotonic() - started
+    logger.info("Generated %d completions (%d tokens) in %.0f s: %.0f tokens/s",
+                len(greedy_jobs) + len(sampled_jobs), stats.new_tokens, seconds,
+                stats.new_tokens / max(seconds, 1e-9))
+    return [texts[job] for job in greedy_jobs + sampled_jobs]
+
+
+def _generate_groups(model: Any, tokenizer: Any, prompts: Mapping[str, str], budgets: Mapping[str, int],
+                     greedy_jobs: list, sampled_jobs: list, evaluation: EvaluationConfig,
+                     texts: dict, stats: GenerationStats, bar: Any) -> None:
+    """One generate call per (greedy or sampled, answer budget) group of jobs."""
     for jobs, greedy in ((greedy_jobs, True), (sampled_jobs, False)):
         for budget in sorted({budgets[name] for name, _ in jobs}, reverse=True):
             group = [job for job in jobs if budgets[job[0]] == budget]
             if budget < MIN_ANSWER_TOKENS:
                 texts.update({job: Completion(*job, "", status=PROMPT_TOO_LONG) for job in group})
+                bar.update(len(group))
                 continue
             outputs = generate_text(
                 model, tokenizer, [prompts[name] for name, _ in group],
@@ -74,15 +88,11 @@ def generate_completions(model: Any, tokenizer: Any, problems: Sequence[Mapping[
                 speculative=evaluation.speculative and greedy,
                 seed=(evaluation.seed + budget) % 2**31,
                 batch_size=evaluation.batch_size,
-                progress=progress_enabled(is_main_process()),
+                progress=False,
                 stats=stats,
             )
             texts.update({job: Completion(*job, text) for job, text in zip(group, outputs)})
-    seconds = time.monotonic() - started
-    logger.info("Generated %d completions (%d tokens) in %.0f s: %.0f tokens/s",
-                len(greedy_jobs) + len(sampled_jobs), stats.new_tokens, seconds,
-                stats.new_tokens / max(seconds, 1e-9))
-    return [texts[job] for job in greedy_jobs + sampled_jobs]
+            bar.update(len(group))
 
 
 def _budgets(model: Any, tokenizer: Any, prompts: Mapping[str, str], wanted: int) -> dict[str, int]:
@@ -110,8 +120,7 @@ def execute(completions: Sequence[Completion], problems: Sequence[Mapping[str, A
     limits = Limits(time_s=execution.limits.time_s, memory_mb=execution.limits.memory_mb,
                     output_bytes=execution.limits.output_bytes)
     started = time.perf_counter()
-    with tqdm(total=len(completions), desc="executing", unit="program",
-              disable=not progress_enabled(is_main_process())) as bar:
+    with progress(len(completions), desc="executing", unit="program", is_main=is_main_process()) as bar:
         rows = score_completions(completions, by_name, limits, execution.workers,
                                  execution.allow_weaker_isolation, on_done=lambda: bar.update(1))
     logger.info("executed %d completions in the sandbox in %.0f s (%d workers)", len(rows),

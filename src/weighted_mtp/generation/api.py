@@ -12,12 +12,12 @@ from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from weighted_mtp.generation.decode import GenerationStats, decode_plain, decode_speculative
 from weighted_mtp.generation.sampling import SamplingConfig, row_generator
 from weighted_mtp.models.transformer import MTPTransformer
 from weighted_mtp.runtime import distributed
+from weighted_mtp.training.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +65,9 @@ def generate(model: nn.Module, prompts: Sequence[Sequence[int]], max_new_tokens:
     own = list(range(rank, len(prompts), world))  # strided: every rank gets long and short
     local_stats = GenerationStats()
     results: dict[int, list[int]] = {}
-    bar = tqdm(total=len(own), desc="generate", unit="prompt",
-               disable=not (progress and distributed.is_main_process()))
-    with torch.inference_mode(), bar:
+    with torch.inference_mode(), progress_bar(len(own), desc="generate", unit="prompt",
+                                              is_main=distributed.is_main_process(),
+                                              enabled=None if progress else False) as bar:
         for batch in _batches(own, prompts, batch_size):
             rows = [prompts[i] for i in batch]
             if speculative:

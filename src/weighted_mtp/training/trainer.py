@@ -58,7 +58,7 @@ from weighted_mtp.training.checkpoint import (
 from weighted_mtp.training.evaluate import evaluate_stage
 from weighted_mtp.training.metrics_logger import ConsoleBackend, MetricsLogger, stage_label
 from weighted_mtp.training.objective import Objective, objective_for, set_trainable
-from weighted_mtp.training.progress import make_progress
+from weighted_mtp.training.progress import progress as progress_bar
 from weighted_mtp.training.sampler import ResumableSampler
 from weighted_mtp.training.schedule import build_optimizer, build_scheduler
 from weighted_mtp.training.seeding import capture_rng_state, restore_rng_state, seed_everything
@@ -239,14 +239,12 @@ class Trainer:
         if resume_from is not None:
             self.resume(resume_from, state, tracker)
         self.model.train()
-        bar = make_progress(self.total_steps, state.global_step, stage_label(self.stage), self.is_main, progress)
         meter = _Throughput()
-        try:
+        with progress_bar(self.total_steps, state.global_step, stage_label(self.stage), self.is_main,
+                          progress) as bar:
             stopped = False
             while not stopped and state.global_step < self.total_steps:
                 stopped = self._train_epoch(state, tracker, bar, meter, stop_after_steps)
-        finally:
-            bar.close()
         if state.global_step >= self.total_steps or tracker.should_stop:
             state.completed = True
             state.checkpoint = self.save_checkpoint(state, tracker, "final")

@@ -6,6 +6,7 @@ config, so any of them runs alone on persisted inputs (``kedro run --nodes build
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,5 +87,8 @@ def load_tokenizer(train_records: list[dict[str, Any]], dataset_params: dict[str
         return load_saved_tokenizer(model_tokenizer)
     texts = tokenizer_training_texts(train_records)
     vocab_size = validate_dataset(dataset_params).tokenizer_vocab_size
-    logger.info("Training a byte-level BPE tokenizer (vocab %d) on %d records", vocab_size, len(texts))
-    return train_bpe_tokenizer(texts, vocab_size=vocab_size)
+    logger.info("Training a byte-level BPE tokenizer (vocab %d) on %d records ...", vocab_size, len(texts))
+    started = time.perf_counter()
+    tokenizer = train_bpe_tokenizer(texts, vocab_size=vocab_size)
+    logger.info("Tokenizer trained in %.1f s: %d tokens", time.perf_counter() - started, len(tokenizer))
+    return tokenizer
