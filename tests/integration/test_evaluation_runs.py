@@ -60,7 +60,7 @@ def test_evaluation_pipeline_runs_alone_on_a_given_model(trained: Path, tmp_path
 
 
 def test_bad_evaluation_input_fails_before_generation(trained: Path) -> None:
-    with pytest.raises(Exception, match=r"evaluation.k: every k must be in \[1, evaluation.n_samples=2\]"):
+    with pytest.raises(Exception, match=r"evaluation.k: every k must be in \[1, n_samples=2\], found 5"):
         run_project(trained, extra_params={"evaluation": {"k": [1, 5]}}, pipeline_names=["evaluation"])
     with pytest.raises(Exception, match="no model directory"):
         run_project(trained, extra_params={"evaluation": {"model": str(trained / "nowhere")}},
