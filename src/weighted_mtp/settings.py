@@ -12,13 +12,41 @@ so the plugin's own registration is disabled. The name is the distribution's,
 
 torchrun: :class:`weighted_mtp.hooks.DistributedHooks` joins the process group and keeps
 ranks > 0 from writing (docs/DISTRIBUTED.md).
+
+Warnings a user cannot act on are silenced here, before the imports that raise them: Kedro
+and kedro-mlflow call OmegaConf's deprecated ``register_new_resolver`` (their code, not the
+project's config), and importing kedro-mlflow defines an MLflow ``PythonModel`` whose
+``predict`` has no type hints. Anything else still shows.
 """
 
 import os
+import warnings
 
-from weighted_mtp.config_loader import PresetConfigLoader
-from weighted_mtp.hooks import ConfigHooks, DistributedHooks, RunHooks, TrackingHooks
-from weighted_mtp.runtime.distributed import is_main_process, quiet_non_main_logging
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
+
+
+def _import_kedro_mlflow_quietly() -> None:
+    """MLflow warns when a PythonModel subclass is defined (kedro-mlflow's, on import) inside
+    its own ``simplefilter("once")``, which no filter set here can override: drop that one
+    message while the module is imported."""
+    shown = warnings.showwarning
+
+    def show(message, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - warnings' own signature
+        if "Add type hints to the `predict` method" not in str(message):
+            shown(message, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        import kedro_mlflow.mlflow  # noqa: F401
+    finally:
+        warnings.showwarning = shown
+
+
+_import_kedro_mlflow_quietly()
+
+from weighted_mtp.config_loader import PresetConfigLoader  # noqa: E402 - after the filters
+from weighted_mtp.hooks import ConfigHooks, DistributedHooks, RunHooks, TrackingHooks  # noqa: E402
+from weighted_mtp.runtime.distributed import is_main_process, quiet_non_main_logging  # noqa: E402
 
 
 def _env_or(name: str, default: str | None = None) -> str | None:

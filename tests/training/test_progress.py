@@ -33,11 +33,15 @@ def test_without_a_terminal_a_line_every_twentieth_with_rate_and_eta(monkeypatch
     monkeypatch.delenv(PROGRESS_ENV, raising=False)
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     caplog.set_level(logging.INFO, logger="weighted_mtp.progress")
-    with progress(total=200, initial=40, desc="Stage 2") as bar:  # a resume at step 40
+    with progress(total=200, initial=40, desc="Stage 2") as bar:  # fast work: the last line alone
         assert isinstance(bar, LogProgress)
-        for _ in range(160):
-            bar.update(1)
-            bar.set_postfix(loss="1.2345")
+        bar.update(160)
+    assert [r.getMessage()[:28] for r in caplog.records] == ["[Stage 2] 200/200 steps (100"]
+    caplog.clear()
+    bar = LogProgress(total=200, initial=40, desc="Stage 2", min_interval=0.0)  # a resume at step 40
+    for _ in range(160):
+        bar.update(1)
+        bar.set_postfix(loss="1.2345")
     lines = [r.getMessage() for r in caplog.records if r.name == "weighted_mtp.progress"]
     assert len(lines) == 20 and lines[-1].startswith("[Stage 2] 200/200 steps (100%), ")
     assert lines[0].startswith("[Stage 2] 48/200 steps (24%), ") and " s/step, ETA " in lines[0]

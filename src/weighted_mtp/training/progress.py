@@ -3,7 +3,8 @@
 On a terminal the bar is drawn and log records are routed through it
 (``logging_redirect_tqdm``), so the two never interleave. Where stderr is not a terminal —
 CI, ``nohup``, a cluster job's log file — a bar would be noise, so a line is logged every
-twentieth of the work instead: ``[Stage 2] 40/200 steps (20%), 1.32 s/step, ETA 3 min 31 s``.
+twentieth of the work instead (at most one per ``min_interval`` seconds, and the last):
+``[Stage 2] 40/200 steps (20%), 1.32 s/step, ETA 3 min 31 s``.
 Nothing is shown on non-zero ranks, with ``WMTP_PROGRESS=0`` (or tqdm's ``TQDM_DISABLE=1``),
 or when the caller passes ``enabled=False``; ``enabled=True`` forces the bar.
 """
@@ -49,17 +50,21 @@ def progress_enabled(is_main: bool = True, enabled: bool | None = None) -> bool:
 class LogProgress:
     """The bar's API (``update``, ``set_postfix``, ``close``) as periodic log lines."""
 
-    def __init__(self, total: int, initial: int = 0, desc: str = "", unit: str = "step", lines: int = 20) -> None:
+    def __init__(self, total: int, initial: int = 0, desc: str = "", unit: str = "step", lines: int = 20,
+                 min_interval: float = 10.0) -> None:
         self.total, self.n, self.desc, self.unit = total, initial, desc, unit
         self.every = max(1, math.ceil(max(total - initial, 1) / lines))
+        self.min_interval = min_interval
         self._start, self._start_n = time.perf_counter(), initial
         self._postfix = ""
-        self._next = initial + self.every
+        self._next, self._last_line = initial + self.every, -math.inf
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        if self.n >= self._next or self.n >= self.total:
-            self._next = self.n + self.every
+        now = time.perf_counter()
+        due = self.n >= self._next and now - self._last_line >= self.min_interval
+        if due or self.n >= self.total:
+            self._next, self._last_line = self.n + self.every, now
             log.info("%s", self.line())
 
     def set_postfix(self, refresh: bool = False, **values: Any) -> None:
