@@ -68,3 +68,16 @@ def test_params_that_do_not_fit_the_weights_are_refused(tiny_model: MetaLlamaMTP
     assert not (tmp_path / "out").exists()
     assert main(["--consolidated", str(tmp_path / "none.pth"), "--params", str(params),
                  "--out", str(tmp_path / "out")]) == 1
+
+
+def test_a_params_json_with_scaled_rope_is_refused(tiny_model: MetaLlamaMTPAdapter,
+                                                   tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    consolidated, params = _write_meta_release(tiny_model, tmp_path / "rel")
+    params.write_text(json.dumps({**tiny_model.args.to_meta_params(), "use_scaled_rope": True}))
+    with pytest.raises(ValueError, match=rf"{params}: use_scaled_rope: True is not implemented"):
+        convert_meta_checkpoint(consolidated, params, tmp_path / "out")
+    with caplog.at_level(logging.ERROR):
+        assert main(["--consolidated", str(consolidated), "--params", str(params),
+                     "--out", str(tmp_path / "out")]) == 1
+    assert "use_scaled_rope" in caplog.text and not (tmp_path / "out").exists()
