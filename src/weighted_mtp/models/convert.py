@@ -117,7 +117,7 @@ def _prepare_tokenizer(tokenizer: Path, scratch: Path, vocab_size: int) -> Path:
     if not tokenizer.is_file():
         raise FileNotFoundError(f"tokenizer {tokenizer} not found: pass Meta's tokenizer.model "
                                 "or a Hugging Face tokenizer folder")
-    from weighted_mtp.data.sentencepiece_tokenizer import convert_sentencepiece
+    from weighted_mtp.data.sentencepiece_tokenizer import convert_sentencepiece  # imports transformers: only when asked
 
     converted = convert_sentencepiece(tokenizer, scratch)
     if len(converted) > vocab_size:

@@ -32,6 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import GenerationConfig, LlamaConfig
 
+from weighted_mtp.data.tokenizer import load_tokenizer
 from weighted_mtp.models import checkpoint_io as ckpt
 from weighted_mtp.models.adapter import MetaLlamaMTPAdapter, init_value_head
 from weighted_mtp.models.args import ModelArgs
@@ -438,8 +439,6 @@ def _check_empty(out_dir: Path, command: str) -> None:
 
 def _read_tokenizer(folder: Path, args: ModelArgs) -> Any:
     """The tokenizer in ``folder`` (or ``folder/tokenizer``), or None with a warning."""
-    from weighted_mtp.data.tokenizer import load_tokenizer
-
     try:
         tokenizer = load_tokenizer(folder)
     except FileNotFoundError:
