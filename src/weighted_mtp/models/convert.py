@@ -117,7 +117,8 @@ def _prepare_tokenizer(tokenizer: Path, scratch: Path, vocab_size: int) -> Path:
     if not tokenizer.is_file():
         raise FileNotFoundError(f"tokenizer {tokenizer} not found: pass Meta's tokenizer.model "
                                 "or a Hugging Face tokenizer folder")
-    from weighted_mtp.data.sentencepiece_tokenizer import convert_sentencepiece  # imports transformers: only when asked
+    # Imported here: it loads transformers, which a conversion without tokenizer.model skips.
+    from weighted_mtp.data.sentencepiece_tokenizer import convert_sentencepiece
 
     converted = convert_sentencepiece(tokenizer, scratch)
     if len(converted) > vocab_size:
