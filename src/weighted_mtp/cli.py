@@ -1,5 +1,6 @@
-"""Project commands added to the ``kedro`` CLI: ``kedro wmtp config`` (the dry run) and
-``kedro wmtp generate`` (completions from a trained model, docs/GENERATION.md).
+"""Project commands added to the ``kedro`` CLI: ``kedro wmtp config`` (the dry run),
+``kedro wmtp generate`` (completions from a trained model, docs/GENERATION.md) and
+``kedro wmtp export-hf`` / ``import-hf`` (Hugging Face folders, docs/MODEL.md).
 
 A long run should never be the place where a typo in ``conf/<recipe>`` is found. The dry run
 builds the same KedroSession ``kedro run`` would, validates the merged parameters and prints
@@ -19,7 +20,7 @@ from kedro.framework.cli.utils import _split_params
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from weighted_mtp.config import validate_config
+from weighted_mtp.config import PolicyModelConfig, validate_config
 from weighted_mtp.config.requirements import check_environment
 from weighted_mtp.config_loader import active_preset, parameter_sources, sources_by_section
 
@@ -66,6 +67,46 @@ def generate_command(model_dir: Path, prompts: tuple[str, ...], prompts_file: Pa
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(format_completions(instructions, completions, jsonl))
+
+
+@wmtp.command(name="export-hf")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--max-shard-gb", default=5.0, show_default=True, type=float,
+              help="Largest model-*.safetensors shard.")
+def export_hf_command(model_dir: Path, out_dir: Path, max_shard_gb: float) -> None:
+    """Write MODEL_DIR as a Hugging Face LlamaForCausalLM folder (head 0 + tokenizer; the
+    other heads and the value head in mtp_heads.safetensors), docs/MODEL.md."""
+    from weighted_mtp.models.hf_interop import export_hf
+
+    try:  # progress: one log line per block (Kedro's logging, on stderr)
+        click.echo(str(export_hf(model_dir, out_dir, max_shard_bytes=int(max_shard_gb * 1e9))))
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+@wmtp.command(name="import-hf")
+@click.argument("hf_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--n-future-tokens", type=int, default=None,
+              help="Heads of the MTP model (default: the number in mtp_heads.json).")
+@click.option("--value-head", type=click.Choice(["linear", "mlp", "block", "none"]), default=None,
+              help=f"Value head (default: mtp_heads.json's, else a fresh "
+                   f"'{PolicyModelConfig.model_fields['value_head'].default}', conf/base's "
+                   "models.policy.value_head); none: each recipe initialises its own.")
+@click.option("--model-name", default=None, help="Name stored in metadata.json.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of a fresh value head.")
+def import_hf_command(hf_dir: Path, out_dir: Path, n_future_tokens: int | None,
+                      value_head: str | None, model_name: str | None, seed: int) -> None:
+    """Turn a Hugging Face LlamaForCausalLM folder HF_DIR into a model directory OUT_DIR
+    (usable as models.policy.path), docs/MODEL.md."""
+    from weighted_mtp.models.hf_interop import import_hf
+
+    try:
+        click.echo(str(import_hf(hf_dir, out_dir, n_future_tokens=n_future_tokens,
+                                 value_head=value_head, model_name=model_name, seed=seed)))
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from error
 
 
 @wmtp.command(name="compare")

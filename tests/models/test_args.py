@@ -49,6 +49,17 @@ def test_from_dict_ignores_unknown_meta_keys(caplog: pytest.LogCaptureFixture) -
     assert "max_batch_size" in caplog.text
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"use_scaled_rope": True}, r"p.json: use_scaled_rope: True is not implemented \(only False"),
+    ({"rope_scaling": {"factor": 8.0}}, r"p.json: rope_scaling: \{'factor': 8.0\} is not implemented"),
+    ({"qk_norm": True}, r"p.json: qk_norm: unknown key, not a ModelArgs field; refused"),
+])
+def test_from_dict_refuses_settings_it_does_not_implement(extra: dict, message: str) -> None:
+    params = {"dim": 64, "n_layers": 4, "n_heads": 4, "vocab_size": 10, **extra}
+    with pytest.raises(ValueError, match=message):
+        ModelArgs.from_dict(params, source="p.json")
+
+
 def test_from_dict_rejects_a_file_without_core_keys() -> None:
     with pytest.raises(ValueError, match=r"cfg.json: not a Meta params.json, missing \['dim'"):
         ModelArgs.from_dict({"hidden_size": 64, "n_layers": 2, "n_heads": 2}, source="cfg.json")

@@ -10,7 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from model_helpers import build_tiny
+from weighted_mtp.data import load_tokenizer
 from weighted_mtp.models.adapter import MetaLlamaMTPAdapter
+from weighted_mtp.models.args import ModelArgs
 from weighted_mtp.models.checkpoint_io import METADATA_FILE, WEIGHTS_FILE
 from weighted_mtp.models.convert import convert_meta_checkpoint, main
 
@@ -68,3 +71,39 @@ def test_params_that_do_not_fit_the_weights_are_refused(tiny_model: MetaLlamaMTP
     assert not (tmp_path / "out").exists()
     assert main(["--consolidated", str(tmp_path / "none.pth"), "--params", str(params),
                  "--out", str(tmp_path / "out")]) == 1
+
+
+def test_a_params_json_with_scaled_rope_is_refused(tiny_model: MetaLlamaMTPAdapter,
+                                                   tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    consolidated, params = _write_meta_release(tiny_model, tmp_path / "rel")
+    params.write_text(json.dumps({**tiny_model.args.to_meta_params(), "use_scaled_rope": True}))
+    with pytest.raises(ValueError, match=rf"{params}: use_scaled_rope: True is not implemented"):
+        convert_meta_checkpoint(consolidated, params, tmp_path / "out")
+    with caplog.at_level(logging.ERROR):
+        assert main(["--consolidated", str(consolidated), "--params", str(params),
+                     "--out", str(tmp_path / "out")]) == 1
+    assert "use_scaled_rope" in caplog.text and not (tmp_path / "out").exists()
+
+
+def test_meta_tokenizer_model_is_converted_into_the_model_directory(
+        tiny_args: ModelArgs, llama_sentencepiece: Path, tmp_path: Path) -> None:
+    model = build_tiny(tiny_args.replace(vocab_size=320))  # the tokenizer's 320 pieces
+    consolidated, params = _write_meta_release(model, tmp_path / "7B_1T_4")
+    status = main(["--consolidated", str(consolidated), "--params", str(params),
+                   "--out", str(tmp_path / "out"), "--tokenizer", str(llama_sentencepiece)])
+    assert status == 0
+    tokenizer = load_tokenizer(tmp_path / "out")
+    assert len(tokenizer) == 320 and tokenizer.eos_token_id == 2
+    assert tokenizer.decode(tokenizer.encode("def f():\n    return 1", add_special_tokens=False)) \
+        == "def f():\n    return 1"
+
+
+def test_a_tokenizer_larger_than_the_vocabulary_is_refused_before_writing(
+        tiny_model: MetaLlamaMTPAdapter, llama_sentencepiece: Path, tmp_path: Path) -> None:
+    consolidated, params = _write_meta_release(tiny_model, tmp_path / "rel")
+    with pytest.raises(ValueError, match=r"tokenizer.model has 320 tokens but the checkpoint's "
+                                         r"vocabulary has 61"):
+        convert_meta_checkpoint(consolidated, params, tmp_path / "out",
+                                tokenizer=llama_sentencepiece)
+    assert not (tmp_path / "out").exists()

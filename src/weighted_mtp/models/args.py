@@ -19,6 +19,14 @@ _CORE_KEYS = ("dim", "n_layers", "n_heads")
 _INT_FIELDS = ("dim", "n_layers", "n_heads", "vocab_size", "multiple_of", "max_seq_len",
                "n_future_tokens")
 _FLOAT_FIELDS = ("norm_eps", "rope_theta")
+# Keys of Meta's params.json that ModelArgs does not hold. A key that changes what the
+# weights compute must never be dropped: it is accepted only with its "off" value here.
+# Only ``max_batch_size`` (the size of Meta's inference KV cache) is ignored whatever it is.
+_IGNORED_KEYS = ("max_batch_size",)
+_INERT_VALUES: dict[str, Any] = {
+    "use_scaled_rope": False,   # Llama 3.1's long-context RoPE frequency scaling
+    "rope_scaling": None,       # the same, in Hugging Face's spelling
+}
 
 
 @dataclass(frozen=True)
@@ -142,16 +150,19 @@ class ModelArgs:
     def from_dict(cls, params: Mapping[str, Any], source: str = "params") -> "ModelArgs":
         """Build from a ``params.json``-style dict.
 
-        Keys this class does not know (Meta's ``max_batch_size``, ``use_scaled_rope``…) are
-        ignored with a log line, but only when the core keys are present, so that a wrong
-        file fails loudly instead of yielding the defaults.
+        Meta's ``max_batch_size`` (an inference setting) is ignored with a log line, and
+        ``use_scaled_rope: false`` / ``rope_scaling: null`` (off) are accepted; any other
+        key this class does not know is refused, because a setting we do not implement
+        (``use_scaled_rope: true``, say) would silently give a model that computes something
+        else than the checkpoint's.
 
         Args:
             params: The parsed dict.
             source: Where it came from, for error messages (a file path).
 
         Raises:
-            ValueError: Core keys missing, or a value of the wrong type or range.
+            ValueError: Core keys missing, a key not implemented, or a value of the wrong
+                type or range.
         """
         if not isinstance(params, Mapping):
             raise ValueError(f"{source}: expected a JSON object of model params, found "
@@ -161,10 +172,28 @@ class ModelArgs:
             raise ValueError(f"{source}: not a Meta params.json, missing {missing}; "
                              f"found keys {sorted(params)}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            logger.info("%s: ignoring keys not used by ModelArgs: %s", source, unknown)
+        _refuse_unimplemented(params, known, source)
+        ignored = sorted(set(params) - known)
+        if ignored:
+            logger.info("%s: ignoring keys not used by ModelArgs: %s", source, ignored)
         try:
             return cls(**{key: value for key, value in params.items() if key in known})
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from error
+
+
+def _refuse_unimplemented(params: Mapping[str, Any], known: set[str], source: str) -> None:
+    """Every unknown key must be ignorable (``_IGNORED_KEYS``) or off (``_INERT_VALUES``)."""
+    problems = []
+    for key in sorted(set(params) - known - set(_IGNORED_KEYS)):
+        if key in _INERT_VALUES and params[key] == _INERT_VALUES[key]:
+            continue
+        if key in _INERT_VALUES:
+            problems.append(f"{key}: {params[key]!r} is not implemented (only "
+                            f"{_INERT_VALUES[key]!r} is supported)")
+        else:
+            problems.append(f"{key}: unknown key, not a ModelArgs field")
+    if problems:
+        raise ValueError(f"{source}: " + "; ".join(problems) + "; refused so that the model "
+                         "cannot silently differ from the checkpoint's (supported keys: "
+                         f"{sorted(known)}, and {list(_IGNORED_KEYS)}, ignored)")

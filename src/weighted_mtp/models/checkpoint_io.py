@@ -167,7 +167,8 @@ def check_shapes(found: Mapping[str, tuple[int, ...]], expected: Mapping[str, tu
                          + f"\n{hint}")
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A JSON file; invalid JSON is a ``ValueError`` naming the file, line and column."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
@@ -180,7 +181,7 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
     path = Path(model_dir) / METADATA_FILE
     if not path.is_file():
         return {}
-    metadata = _read_json(path)
+    metadata = read_json(path)
     if not isinstance(metadata, dict):
         raise ValueError(f"{path}: expected a JSON object, found {type(metadata).__name__}")
     return metadata
@@ -206,7 +207,7 @@ def read_model_args(model_dir: Path) -> ModelArgs:
     if not params_path.is_file():
         raise FileNotFoundError(f"{model_dir}: no model params; expected {METADATA_FILE} with "
                                 f'a "params" key or {PARAMS_FILE}')
-    return ModelArgs.from_dict(_read_json(params_path), source=str(params_path))
+    return ModelArgs.from_dict(read_json(params_path), source=str(params_path))
 
 
 def weights_path(model_dir: Path) -> Path:

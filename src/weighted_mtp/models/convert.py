@@ -2,12 +2,15 @@
 
 The tensors keep Meta's names and dtype (bf16 for 7B_1T_4); only ``rope.freqs`` (a
 precomputed table, not a weight) is dropped. Every key and shape is checked against
-``params.json`` before anything is written.
+``params.json`` before anything is written. Meta's ``tokenizer.model`` (SentencePiece) is
+converted to a Hugging Face tokenizer folder (``data/sentencepiece_tokenizer.py``), checked
+against SentencePiece, before the weights are written.
 
 Usage::
 
     python -m weighted_mtp.models.convert --consolidated 7B_1T_4/consolidated.pth \\
-        --params 7B_1T_4/params.json --out data/06_models/meta-llama-mtp-7b
+        --params 7B_1T_4/params.json --out data/06_models/meta-llama-mtp-7b \\
+        --tokenizer tokenizer.model
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import logging
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -64,7 +68,7 @@ def _load_consolidated(path: Path) -> dict[str, torch.Tensor]:
 
 def convert_meta_checkpoint(consolidated_path: str | Path, params_path: str | Path,
                             out_dir: str | Path, model_name: str | None = None,
-                            tokenizer_dir: str | Path | None = None) -> Path:
+                            tokenizer: str | Path | None = None) -> Path:
     """Write Meta's checkpoint as a model directory (no value head: it starts fresh).
 
     Args:
@@ -72,14 +76,17 @@ def convert_meta_checkpoint(consolidated_path: str | Path, params_path: str | Pa
         params_path: Meta's ``params.json``.
         out_dir: Target directory (written atomically).
         model_name: Stored in metadata; default: the checkpoint's parent folder name.
-        tokenizer_dir: Optional Hugging Face tokenizer folder copied to ``tokenizer/``.
+        tokenizer: Optional: a Hugging Face tokenizer folder, copied to ``tokenizer/``, or
+            Meta's SentencePiece ``tokenizer.model``, converted into ``tokenizer/``.
 
     Returns:
         ``out_dir``.
 
     Raises:
         FileNotFoundError: An input is missing.
-        ValueError: Keys or shapes disagree with ``params.json`` (listed in the message).
+        ValueError: Keys or shapes disagree with ``params.json`` (listed in the message),
+            ``params.json`` holds a setting the model does not implement, or the tokenizer
+            does not convert exactly or has more tokens than the model's vocabulary.
     """
     consolidated_path, params_path = Path(consolidated_path), Path(params_path)
     state = _load_consolidated(consolidated_path)
@@ -88,17 +95,39 @@ def convert_meta_checkpoint(consolidated_path: str | Path, params_path: str | Pa
     ckpt.check_shapes(found, ckpt.meta_key_shapes(args), str(consolidated_path),
                       hint=f"Is {params_path} the params.json of this checkpoint?")
     name = model_name or consolidated_path.resolve().parent.name
-    out = ckpt.write_model_dir(Path(out_dir), state, args, name)
-    if tokenizer_dir is not None:
-        _copy_tokenizer(Path(tokenizer_dir), out)
+    with tempfile.TemporaryDirectory(prefix="wmtp-tokenizer-") as scratch:
+        # The tokenizer is converted and checked first: a bad one fails before the long write.
+        tokenizer_dir = None if tokenizer is None else _prepare_tokenizer(
+            Path(tokenizer), Path(scratch) / "tokenizer", args.vocab_size)
+        logger.info("keys and shapes match %s; writing %d tensors to %s", params_path,
+                    len(state), out_dir)
+        out = ckpt.write_model_dir(Path(out_dir), state, args, name)
+        if tokenizer_dir is not None:
+            _copy_tokenizer(tokenizer_dir, out)
     logger.info("converted %s (%d tensors, %d parameters) to %s", consolidated_path,
                 len(state), ckpt.count_params(found), out)
     return out
 
 
+def _prepare_tokenizer(tokenizer: Path, scratch: Path, vocab_size: int) -> Path:
+    """A Hugging Face tokenizer folder: ``tokenizer`` itself, or ``tokenizer.model`` converted
+    into ``scratch``; a SentencePiece model must fit the embedding table."""
+    if tokenizer.is_dir():
+        return tokenizer
+    if not tokenizer.is_file():
+        raise FileNotFoundError(f"tokenizer {tokenizer} not found: pass Meta's tokenizer.model "
+                                "or a Hugging Face tokenizer folder")
+    # Imported here: it loads transformers, which a conversion without tokenizer.model skips.
+    from weighted_mtp.data.sentencepiece_tokenizer import convert_sentencepiece
+
+    converted = convert_sentencepiece(tokenizer, scratch)
+    if len(converted) > vocab_size:
+        raise ValueError(f"{tokenizer} has {len(converted)} tokens but the checkpoint's "
+                         f"vocabulary has {vocab_size}: is it the tokenizer of this model?")
+    return scratch
+
+
 def _copy_tokenizer(tokenizer_dir: Path, out: Path) -> None:
-    if not tokenizer_dir.is_dir():
-        raise FileNotFoundError(f"tokenizer folder {tokenizer_dir} not found")
     target = out / ckpt.TOKENIZER_DIR
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(tokenizer_dir, target)
@@ -115,13 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="output model directory")
     parser.add_argument("--model-name", default=None, help="name stored in metadata.json")
     parser.add_argument("--tokenizer", default=None, type=Path,
-                        help="Hugging Face tokenizer folder to copy into <out>/tokenizer")
+                        help="Meta's tokenizer.model (converted) or a Hugging Face tokenizer "
+                             "folder (copied), written to <out>/tokenizer")
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         convert_meta_checkpoint(options.consolidated, options.params, options.out,
-                                model_name=options.model_name, tokenizer_dir=options.tokenizer)
-    except (FileNotFoundError, ValueError) as error:
+                                model_name=options.model_name, tokenizer=options.tokenizer)
+    except (FileNotFoundError, ValueError, ImportError) as error:
         logger.error("%s", error)
         return 1
     return 0
