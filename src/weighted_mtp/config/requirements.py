@@ -25,7 +25,8 @@ def environment_problems(config: RunConfig) -> list[str]:
         if not path.is_dir():
             problems.append(
                 f"models.policy.path: model directory '{path}' does not exist{needs}; convert Meta's "
-                "checkpoint with `python -m weighted_mtp.models.convert` or set WMTP_MODEL_DIR"
+                "checkpoint with `python -m weighted_mtp.models.convert`, import a Hugging Face Llama "
+                "with `kedro wmtp import-hf`, or set WMTP_MODEL_DIR"
             )
         else:
             if not (path / "metadata.json").is_file() and not (path / "configs" / "params.json").is_file():
