@@ -96,7 +96,7 @@ class StageResult:
 
     Attributes:
         stage: ``"pretrain"``, ``"stage1"`` or ``"stage2"``.
-        model: The trained model on the CPU... or its device: a plain module (FSDP shards
+        model: The trained model, a plain module on the training device (FSDP shards
             gathered), holding the last step's weights unless ``fit(load_best=True)``.
         metrics: Final figures, unprefixed: ``train/loss``, ``train/head{k}_loss``, ``lr``,
             ``grad_norm``, ``epoch``, ``weights/...`` and ``val_loss``, ``val_mtp_loss``, ...
