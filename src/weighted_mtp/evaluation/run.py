@@ -59,40 +59,32 @@ def generate_completions(model: Any, tokenizer: Any, problems: Sequence[Mapping[
     stats, started = GenerationStats(), time.monotonic()
     with progress(len(greedy_jobs) + len(sampled_jobs), desc="generating", unit="completion",
                   is_main=is_main_process()) as bar:
-        _generate_groups(model, tokenizer, prompts, budgets, greedy_jobs, sampled_jobs, evaluation, texts,
-                         stats, bar)
+        for jobs, greedy in ((greedy_jobs, True), (sampled_jobs, False)):
+            for budget in sorted({budgets[name] for name, _ in jobs}, reverse=True):
+                group = [job for job in jobs if budgets[job[0]] == budget]
+                if budget < MIN_ANSWER_TOKENS:
+                    texts.update({job: Completion(*job, "", status=PROMPT_TOO_LONG) for job in group})
+                    bar.update(len(group))
+                    continue
+                outputs = generate_text(
+                    model, tokenizer, [prompts[name] for name, _ in group],
+                    max_new_tokens=budget,
+                    temperature=0.0 if greedy else evaluation.temperature,
+                    top_p=1.0 if greedy else evaluation.top_p,
+                    top_k=0 if greedy else evaluation.top_k,
+                    speculative=evaluation.speculative and greedy,
+                    seed=(evaluation.seed + budget) % 2**31,
+                    batch_size=evaluation.batch_size,
+                    progress=False,
+                    stats=stats,
+                )
+                texts.update({job: Completion(*job, text) for job, text in zip(group, outputs)})
+                bar.update(len(group))
     seconds = time.monotonic() - started
     logger.info("Generated %d completions (%d tokens) in %.0f s: %.0f tokens/s",
                 len(greedy_jobs) + len(sampled_jobs), stats.new_tokens, seconds,
                 stats.new_tokens / max(seconds, 1e-9))
     return [texts[job] for job in greedy_jobs + sampled_jobs]
-
-
-def _generate_groups(model: Any, tokenizer: Any, prompts: Mapping[str, str], budgets: Mapping[str, int],
-                     greedy_jobs: list, sampled_jobs: list, evaluation: EvaluationConfig,
-                     texts: dict, stats: GenerationStats, bar: Any) -> None:
-    """One generate call per (greedy or sampled, answer budget) group of jobs."""
-    for jobs, greedy in ((greedy_jobs, True), (sampled_jobs, False)):
-        for budget in sorted({budgets[name] for name, _ in jobs}, reverse=True):
-            group = [job for job in jobs if budgets[job[0]] == budget]
-            if budget < MIN_ANSWER_TOKENS:
-                texts.update({job: Completion(*job, "", status=PROMPT_TOO_LONG) for job in group})
-                bar.update(len(group))
-                continue
-            outputs = generate_text(
-                model, tokenizer, [prompts[name] for name, _ in group],
-                max_new_tokens=budget,
-                temperature=0.0 if greedy else evaluation.temperature,
-                top_p=1.0 if greedy else evaluation.top_p,
-                top_k=0 if greedy else evaluation.top_k,
-                speculative=evaluation.speculative and greedy,
-                seed=(evaluation.seed + budget) % 2**31,
-                batch_size=evaluation.batch_size,
-                progress=False,
-                stats=stats,
-            )
-            texts.update({job: Completion(*job, text) for job, text in zip(group, outputs)})
-            bar.update(len(group))
 
 
 def _budgets(model: Any, tokenizer: Any, prompts: Mapping[str, str], wanted: int) -> dict[str, int]:
