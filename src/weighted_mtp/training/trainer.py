@@ -208,7 +208,8 @@ class Trainer:
         seed_everything(training.seed)
         if not (training.distributed.strategy == "fsdp" and is_distributed()):
             model = model.to(self.device)  # FSDP moves only each rank's shards
-        self.model = prepare_model(model, training.distributed.strategy, self.device, self.policy.dtype)
+        self.model = prepare_model(model, training.distributed.strategy, self.device, self.policy.dtype,
+                                   activation_checkpointing=training.distributed.activation_checkpointing)
         pad_token_id = resolve_pad_token_id(tokenizer)
         self.train_loader, self.sampler = build_loader(train, section.batch_size, pad_token_id,
                                                        seed=training.seed, shuffle=True,
