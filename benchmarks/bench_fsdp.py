@@ -14,9 +14,12 @@ steps of the pretrain objective (the per-head loss path, AdamW) on random tokens
   and its tensors are broadcast into the shards (``load_pretrained_sharded``).
 
 Reported per rank: the peak resident set of the process (``ru_maxrss``: start-up and
-imports included, so both strategies carry the same ~0.4 GB floor) and that peak minus the
-resident set after imports; per strategy the median global tokens/s of the steps after the
-first (warm-up). The machine's other load is not controlled: say so next to the figures.
+imports included, so both strategies carry the same ~0.3 GB floor), that peak minus the
+resident set after imports, the resident set after loading and after the steps, and the
+live training state (parameters or shards, AdamW moments) for comparison; per strategy the
+median global tokens/s of the steps after the first (warm-up). The machine's other load is
+not controlled: say so next to the figures. ``MALLOC_MMAP_THRESHOLD_`` (glibc) in the
+environment changes how much freed memory the processes keep resident.
 """
 
 from __future__ import annotations
@@ -55,6 +58,19 @@ def _rss_mb() -> float:
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.to_local() if hasattr(tensor, "to_local") else tensor
+
+
+def _state_mb(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> float:
+    """This rank's live training state: parameters (its shards under FSDP) and AdamW's
+    moments; gradients are freed after each step (``zero_grad(set_to_none=True)``)."""
+    tensors = [_local(p) for p in model.parameters()]
+    tensors += [_local(v) for state in optimizer.state.values() for v in state.values()
+                if isinstance(v, torch.Tensor) and v.dim() > 0]
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
 
 
 def write_model(folder: Path, args: argparse.Namespace) -> int:
@@ -121,6 +137,7 @@ def worker(rank: int, strategy: str, model_dir: str, out: str, port: int, args: 
         rates.append(figures["tokens"] / (time.perf_counter() - start))  # global: tokens of both ranks
     result = {"rank": rank, "peak_rss_mb": _peak_mb(), "rss_after_imports_mb": after_imports,
               "rss_after_load_mb": loaded, "step_peak_over_imports_mb": _peak_mb() - after_imports,
+              "rss_after_steps_mb": _rss_mb(), "training_state_mb": _state_mb(model, optimizer),
               "tokens_per_s": rates}
     (Path(out) / f"{strategy}_rank{rank}.json").write_text(json.dumps(result))
     distributed.shutdown()
@@ -175,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         "device": f"cpu, {WORLD} gloo ranks, 1 thread each", "cpus": os.cpu_count(),
         "torch": torch.__version__, "python": platform.python_version(),
         "load_average_at_end": os.getloadavg(),
+        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
         "config": {"n_params": n_params, **{k: v for k, v in vars(args).items() if k != "out"}},
         "ddp": ddp, "fsdp": fsdp, "ratios": ratios,
     }
