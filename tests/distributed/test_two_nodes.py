@@ -9,6 +9,7 @@ and a best model that one process loads.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,8 @@ def test_both_nodes_finish_one_run(run):
     assert output.count("Pipeline execution completed successfully") == 1
     assert output.count("Joined the process group: 2 ranks, backend gloo") == 1
     assert "FSDP: 5 blocks and the root sharded over 2 ranks" in output
+    # load_model: the generated micro model read by rank 0 alone, into shards
+    assert re.search(r"Loaded micro-mtp from \S+/micro-mtp into FSDP shards \(rank 0 read it, 2 ranks\)", output)
     client = MlflowClient(f"sqlite:///{run['out'] / 'mlflow.db'}")
     (tracked,) = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
     assert tracked.info.status == "FINISHED"

@@ -59,7 +59,8 @@ def prepare_model(model: nn.Module, strategy: str, device: torch.device, dtype: 
         dtype: ``models.policy.dtype``; ``bfloat16`` makes FSDP compute in bf16 on CUDA.
         activation_checkpointing: Recompute each transformer block's activations in the
             backward instead of keeping them (``training.distributed.activation_checkpointing``);
-            applies with one process too.
+            applies with one process too. A model that arrives sharded was checkpointed (or
+            not) by its loader: checkpointing must come before ``fully_shard``.
 
     Returns:
         The model, trained in place (FSDP changes its parameters to shards).
@@ -69,7 +70,7 @@ def prepare_model(model: nn.Module, strategy: str, device: torch.device, dtype: 
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"training.distributed.strategy: unknown {strategy!r}; expected ddp or fsdp")
-    if activation_checkpointing:
+    if activation_checkpointing and not is_sharded(model):
         checkpoint_blocks(model)
     if not is_distributed() or is_sharded(model):
         return model

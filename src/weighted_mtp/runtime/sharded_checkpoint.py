@@ -189,7 +189,8 @@ def consolidated_weights(model_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def load_pretrained_sharded(model_dir: str | Path, *, value_head: str | None = None,
-                            fresh_value_head: bool = False, param_dtype: torch.dtype | None = None) -> nn.Module:
+                            fresh_value_head: bool = False, param_dtype: torch.dtype | None = None,
+                            activation_checkpointing: bool = False) -> nn.Module:
     """A model directory loaded straight into FSDP shards, without a full copy per rank.
 
     Every rank builds the adapter on the meta device (no memory) and shards it; rank 0
@@ -204,13 +205,15 @@ def load_pretrained_sharded(model_dir: str | Path, *, value_head: str | None = N
         value_head, fresh_value_head: As for ``MetaLlamaMTPAdapter.from_pretrained``; a
             fresh value head is initialised on rank 0 and broadcast like the rest.
         param_dtype: FSDP's compute dtype (``compute_dtype``).
+        activation_checkpointing: Checkpoint each block (before sharding, the order FSDP
+            and checkpointing compose in).
 
     Returns:
         The sharded adapter on the process group's device.
     """
     from weighted_mtp.models import MetaLlamaMTPAdapter
     from weighted_mtp.runtime.distributed import collective_device
-    from weighted_mtp.runtime.parallel import shard_model
+    from weighted_mtp.runtime.parallel import checkpoint_blocks, shard_model
 
     full = (MetaLlamaMTPAdapter.from_pretrained(model_dir, device="cpu", value_head=value_head,
                                                 fresh_value_head=fresh_value_head) if is_main_process() else None)
@@ -218,10 +221,13 @@ def load_pretrained_sharded(model_dir: str | Path, *, value_head: str | None = N
     args, kind, name = all_gather_objects(described)[0]  # rank 0's reading of the directory
     with torch.device("meta"):
         model = MetaLlamaMTPAdapter(args, value_head=kind)
+    if activation_checkpointing:
+        checkpoint_blocks(model)
     shard_model(model, param_dtype=param_dtype)
     model.to_empty(device=collective_device())  # this rank's shards only, uninitialised
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=True)
     set_model_state_dict(model, full.state_dict() if full is not None else {}, options=options)
     model.transformer.refresh_rope_buffer()
     model.model_name = name
+    log.info("Loaded %s from %s into FSDP shards (rank 0 read it, %d ranks).", name, model_dir, get_world_size())
     return model
