@@ -8,10 +8,16 @@ variant keeps one variant's freed-but-cached memory out of the other's number.
 
 Time: forward+backward of the micro model per batch (median of several runs), both paths.
 
+Heads: the same per-head step with 4 heads against a model with one head
+(``n_future_tokens: 1``) and the same trunk, i.e. what the 3 extra MTP heads cost in peak
+memory on the per-head path (one head's logits alive at a time, so the extra cost is their
+blocks' weights, gradients and activations).
+
 Usage::
 
-    python benchmarks/bench_model_memory.py            # defaults below, writes JSON
+    python benchmarks/bench_model_memory.py            # every section, writes JSON
     python benchmarks/bench_model_memory.py --vocab 64000 --batch 2
+    python benchmarks/bench_model_memory.py --sections heads   # one section; the file's others are kept
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ except ImportError:  # a checkout without pip install -e .
 
 from weighted_mtp.models.adapter import MetaLlamaMTPAdapter  # noqa: E402
 from weighted_mtp.runtime.results import write_json  # noqa: E402
-from weighted_mtp.models.micro import micro_args  # noqa: E402
+from weighted_mtp.models.micro import MICRO_DEFAULTS, micro_args  # noqa: E402
 from weighted_mtp.models.per_head import backward_per_head  # noqa: E402
 from weighted_mtp.models.transformer import init_weights  # noqa: E402
 
@@ -89,33 +95,58 @@ def _rss_bytes() -> int:
 def measure_memory_child(options: argparse.Namespace) -> dict:
     """Run in a fresh process: peak bytes one step of ``options.variant`` allocates."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = build_model(options.vocab, device, dim=options.dim)
+    shape = {"dim": options.dim}
+    if options.variant == "one_head":  # the same trunk (layers[:-1]) and one head block
+        shape.update(n_future_tokens=1, n_layers=MICRO_DEFAULTS["n_layers"] - 3)
+    model = build_model(options.vocab, device, **shape)
     ids = torch.randint(0, options.vocab, (options.batch, options.seq), device=device)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-        train_step(model, ids, options.variant)
+        train_step(model, ids, _path(options.variant))
         torch.cuda.synchronize()
         peak, method = torch.cuda.max_memory_allocated() - before, "cuda.max_memory_allocated"
     else:
         before = _rss_bytes()
-        train_step(model, ids, options.variant)
+        train_step(model, ids, _path(options.variant))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
         method = "ru_maxrss - rss before the step (fresh process)"
     return {"variant": options.variant, "peak_mb": peak / 2**20, "method": method,
             "n_params": sum(p.numel() for p in model.parameters())}
 
 
-def measure_memory(options: argparse.Namespace) -> dict:
-    """Both variants, each in its own subprocess."""
+def _path(variant: str) -> str:
+    """The loss path a memory variant takes (``one_head`` is the per-head path too)."""
+    return "naive" if variant == "naive" else "per_head"
+
+
+def _children(options: argparse.Namespace, variants: tuple[str, ...]) -> dict[str, dict]:
+    """One fresh subprocess per variant."""
     results = {}
-    for variant in ("naive", "per_head"):
+    for variant in variants:
         command = [sys.executable, __file__, "--child", variant, "--vocab", str(options.vocab),
                    "--dim", str(options.dim), "--batch", str(options.batch),
                    "--seq", str(options.seq), "--threads", str(options.threads)]
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+    return results
+
+
+def measure_heads(options: argparse.Namespace) -> dict:
+    """Peak of one per-head training step with 4 heads over one head, same trunk."""
+    results = _children(options, ("per_head", "one_head"))
+    four, one = results["per_head"]["peak_mb"], results["one_head"]["peak_mb"]
+    return {"config": {"vocab": options.vocab, "dim": options.dim, "batch": options.batch,
+                       "seq": options.seq, "n_params_4_heads": results["per_head"]["n_params"],
+                       "n_params_1_head": results["one_head"]["n_params"]},
+            "method": results["per_head"]["method"], "four_heads_peak_mb": four,
+            "one_head_peak_mb": one, "four_over_one": four / one, "goal": "<= 1.3"}
+
+
+def measure_memory(options: argparse.Namespace) -> dict:
+    """Both variants, each in its own subprocess."""
+    results = _children(options, ("naive", "per_head"))
     naive, per_head = results["naive"]["peak_mb"], results["per_head"]["peak_mb"]
     logits_mb = options.batch * options.seq * options.vocab * 4 / 2**20
     return {"config": {"vocab": options.vocab, "dim": options.dim, "batch": options.batch,
@@ -163,7 +194,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--child", choices=("naive", "per_head"), help=argparse.SUPPRESS)
+    parser.add_argument("--sections", default="memory,speed,heads",
+                        help="comma-separated: memory, speed, heads")
+    parser.add_argument("--child", choices=("naive", "per_head", "one_head"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -175,21 +208,33 @@ def main(argv: list[str] | None = None) -> None:
         options.variant = options.child
         print(json.dumps(measure_memory_child(options)))
         return
-    report = {"command": "python " + " ".join([Path(__file__).relative_to(ROOT).as_posix()]
-                                                + (argv if argv is not None else sys.argv[1:])),
-              "device": "cuda" if torch.cuda.is_available() else f"cpu ({options.threads} threads)",
-              "torch": torch.__version__, "python": platform.python_version(),
-              "memory": measure_memory(options), "speed": measure_speed(options)}
+    command = "python " + " ".join([Path(__file__).relative_to(ROOT).as_posix()]
+                                   + (argv if argv is not None else sys.argv[1:]))
+    sections = [name.strip() for name in options.sections.split(",")]
+    measures = {"memory": measure_memory, "speed": measure_speed, "heads": measure_heads}
+    report = json.loads(options.out.read_text()) if options.out.is_file() and len(sections) < 3 else {}
+    report.update({"device": "cuda" if torch.cuda.is_available() else f"cpu ({options.threads} threads)",
+                   "torch": torch.__version__, "python": platform.python_version()})
+    for name in sections:
+        report[name] = {**measures[name](options), "command": command}
+    report.setdefault("command", command)
     write_json(report, options.out)
-    memory, speed = report["memory"], report["speed"]
-    print(f"peak memory, one step, V={options.vocab}, B={options.batch}, S={options.seq}: "
-          f"naive {memory['naive_peak_mb']:.0f} MB, per-head {memory['per_head_peak_mb']:.0f} MB "
-          f"(naive / per-head = {memory['naive_over_per_head']:.2f}x)")
-    print(f"micro model ({speed['micro_params']:,} params), B={options.speed_batch}, "
-          f"S={options.speed_seq}: fwd+bwd {speed['per_head_ms_median']:.0f} ms per-head, "
-          f"{speed['naive_ms_median']:.0f} ms naive (median of {options.repeats})")
+    if "memory" in sections:
+        memory = report["memory"]
+        print(f"peak memory, one step, V={options.vocab}, B={options.batch}, S={options.seq}: "
+              f"naive {memory['naive_peak_mb']:.0f} MB, per-head {memory['per_head_peak_mb']:.0f} MB "
+              f"(naive / per-head = {memory['naive_over_per_head']:.2f}x)")
+    if "speed" in sections:
+        speed = report["speed"]
+        print(f"micro model ({speed['micro_params']:,} params), B={options.speed_batch}, "
+              f"S={options.speed_seq}: fwd+bwd {speed['per_head_ms_median']:.0f} ms per-head, "
+              f"{speed['naive_ms_median']:.0f} ms naive (median of {options.repeats})")
+    if "heads" in sections:
+        heads = report["heads"]
+        print(f"peak memory, per-head step, V={options.vocab}, B={options.batch}, S={options.seq}: "
+              f"4 heads {heads['four_heads_peak_mb']:.0f} MB, 1 head {heads['one_head_peak_mb']:.0f} MB "
+              f"(4 / 1 = {heads['four_over_one']:.2f}x; goal <= 1.3x)")
     print(f"wrote {options.out}")
-
 
 if __name__ == "__main__":
     main()

@@ -98,6 +98,18 @@ def torchrun_env(rank: int, world_size: int, port: int) -> dict[str, str]:
             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
 
 
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment less the rank variables, plus ``env``; the package this
+    process imported comes first on ``PYTHONPATH``, so workers started in another folder
+    run the same code (a relative ``PYTHONPATH=src`` would not reach them)."""
+    import weighted_mtp
+
+    inherited = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
+    package_root = str(Path(weighted_mtp.__file__).resolve().parents[1])
+    inherited["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, inherited.get("PYTHONPATH")]))
+    return {**inherited, **env}
+
+
 def run_torchrun(args: list[str], cwd: Path, env: dict[str, str], timeout: float,
                  nproc: int = 2) -> subprocess.CompletedProcess:
     """``torchrun --nproc_per_node N --master_port <free> ARGS`` in ``cwd``, output captured.
@@ -107,8 +119,7 @@ def run_torchrun(args: list[str], cwd: Path, env: dict[str, str], timeout: float
     """
     command = [str(TORCHRUN), "--nproc_per_node", str(nproc), "--master_addr", "127.0.0.1",
                "--master_port", str(free_port()), *args]
-    inherited = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
-    process = subprocess.Popen(command, cwd=cwd, env={**inherited, **env}, stdout=subprocess.PIPE,
+    process = subprocess.Popen(command, cwd=cwd, env=child_env(env), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout)
@@ -117,3 +128,32 @@ def run_torchrun(args: list[str], cwd: Path, env: dict[str, str], timeout: float
         process.communicate()
         raise
     return subprocess.CompletedProcess(command, process.returncode, output, None)
+
+
+def run_two_nodes(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> list[subprocess.CompletedProcess]:
+    """Two ``torchrun --nnodes 2 --nproc-per-node 1`` launchers on 127.0.0.1 (node ranks 0
+    and 1) meeting through a c10d rendezvous, as two machines would: the several-node
+    command of docs/DISTRIBUTED.md on one machine. Outputs captured, in node order.
+
+    Raises:
+        subprocess.TimeoutExpired: When the run hangs (both process groups are killed).
+    """
+    endpoint = f"127.0.0.1:{free_port()}"
+    processes = []
+    for node in range(2):
+        command = [str(TORCHRUN), "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+                   "--rdzv-endpoint", endpoint, "--rdzv-id", "wmtp-test", "--node-rank", str(node), *args]
+        processes.append(subprocess.Popen(command, cwd=cwd, env=child_env(env), stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True, start_new_session=True))
+    results = []
+    try:
+        for process in processes:
+            output, _ = process.communicate(timeout=timeout)
+            results.append(subprocess.CompletedProcess(process.args, process.returncode, output, None))
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, 9)
+            process.communicate()
+        raise
+    return results

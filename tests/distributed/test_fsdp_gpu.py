@@ -2,7 +2,8 @@
 
 The CPU tests (test_collectives.py) check FSDP's arithmetic with gloo; this one checks
 what only GPUs have: NCCL, ``prepare_model``'s CUDA path (broadcast through the GPU, then
-``fully_shard`` moving the shards there) and bf16 mixed precision.
+``fully_shard`` moving the shards there), bf16 mixed precision, and a sharded (DCP)
+checkpoint and ``load_pretrained_sharded`` with the shards on the GPUs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ pytestmark = [
 def _worker(rank: int, world: str, out: str, port: int) -> None:
     from weighted_mtp.data import MTPCollator, TokenizedDataset, resolve_pad_token_id
     from weighted_mtp.runtime import distributed
-    from weighted_mtp.runtime.parallel import is_sharded, model_state, prepare_model
+    from weighted_mtp.runtime.parallel import compute_dtype, is_sharded, model_state, prepare_model
+    from weighted_mtp.runtime.sharded_checkpoint import load_pretrained_sharded, load_sharded, save_sharded
     from weighted_mtp.training.schedule import build_optimizer, build_scheduler
     from weighted_mtp.training.objective import objective_for, set_trainable
     from weighted_mtp.training.step import train_step, trainable_parameters
@@ -49,6 +51,12 @@ def _worker(rank: int, world: str, out: str, port: int) -> None:
                                   max_grad_norm=1.0, device=device, step=i + 1) for i in range(2)]
             results[strategy] = {"sharded": is_sharded(model), "loss": figures[-1]["loss"],
                                  "state": {k: v.float().cpu() for k, v in model_state(model).items()}}
+        # the FSDP model of the last round, saved as shards and loaded into a fresh sharded model
+        folder = save_sharded(Path(out) / "checkpoint_stage2_last.dcp", model, optimizer, {"global_step": 2})
+        fresh = load_pretrained_sharded(Path(world) / "model", param_dtype=compute_dtype("bfloat16", device))
+        load_sharded(folder, fresh)
+        results["dcp_equal"] = all(torch.equal(a.cpu(), b.cpu()) for a, b in
+                                   zip(model_state(model).values(), model_state(fresh).values()))
         torch.save(results, Path(out) / f"rank{rank}.pt")
     finally:
         distributed.shutdown()
@@ -56,6 +64,7 @@ def _worker(rank: int, world: str, out: str, port: int) -> None:
 
 @pytest.mark.timeout(300)
 def test_fsdp_and_ddp_on_two_gpus(tmp_path):
+    (tmp_path / "world").mkdir()
     world = make_world(tmp_path / "world")
     mp.spawn(_worker, args=(str(world), str(tmp_path), free_port()), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
@@ -67,3 +76,4 @@ def test_fsdp_and_ddp_on_two_gpus(tmp_path):
             assert torch.equal(value, ranks[1][strategy]["state"][key]), (strategy, key)
     model, _, _, _ = load_world(world)
     assert set(ranks[0]["fsdp"]["state"]) == set(model.state_dict())
+    assert all(rank["dcp_equal"] for rank in ranks)

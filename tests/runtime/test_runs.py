@@ -38,6 +38,28 @@ def test_temp_files_of_an_interrupted_write_are_removed_at_start(tmp_path, monke
     monkeypatch.setenv(runs.RUN_ID_VARIABLE, "b")
     runs.open_run_folder(base)
     assert not any(path.exists() for path in stale) and kept.read_bytes() == b"whole"
+    # the .old- folder's target was missing (a crash between the two renames): put back
+    assert (base / "stage1_model").is_dir()
+
+
+def test_an_old_folder_is_dropped_when_its_replacement_is_in_place(tmp_path):
+    (tmp_path / "checkpoint_stage2_last.dcp").mkdir()
+    (tmp_path / ".checkpoint_stage2_last.dcp.old-1a2b3c4d").mkdir()
+    assert runs.remove_stale_temp_files(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_stage2_last.dcp"]
+
+
+def test_latest_checkpoint_takes_complete_sharded_folders_only(tmp_path):
+    """A ``.dcp`` folder counts once its COMPLETE marker exists (its write finished)."""
+    pt = tmp_path / "runs" / "a" / "checkpoint_stage2_last.pt"
+    pt.parent.mkdir(parents=True)
+    pt.write_bytes(b"x")
+    time.sleep(0.01)
+    sharded = tmp_path / "runs" / "b" / "checkpoint_stage2_last.dcp"
+    sharded.mkdir(parents=True)
+    assert runs.latest_checkpoint(tmp_path / "runs" / "c", "stage2", "last") == pt
+    (sharded / "COMPLETE").write_text("{}")
+    assert runs.latest_checkpoint(tmp_path / "runs" / "c", "stage2", "last") == sharded
 
 
 def test_latest_checkpoint_is_the_newest_of_every_run(tmp_path):

@@ -92,3 +92,15 @@ def test_checkpoint_policy_best_all_none(tmp_path):
     assert checkpoint_files(summary, "all", since=2**40) == []  # older than the run: not this run's
     assert checkpoint_files(summary, "none", since=0) == []
     assert checkpoint_files({"skipped": True, "recipe": "baseline"}, "all", since=0) == []
+
+
+def test_sharded_checkpoints_are_uploaded_once_complete(tmp_path):
+    """A sharded run's ``.dcp`` folders count once their COMPLETE marker is written."""
+    best, cut = tmp_path / "checkpoint_stage2_best.dcp", tmp_path / "checkpoint_stage2_last.dcp"
+    for folder in (best, cut):
+        folder.mkdir()
+        (folder / "__0_0.distcp").write_bytes(b"x")
+    (best / "COMPLETE").write_text("{}")
+    summary = {"stage": "stage2", "best_checkpoint": str(best), "final_checkpoint": None}
+    assert checkpoint_files(summary, "best", since=0) == [best]
+    assert checkpoint_files(summary, "all", since=0) == [best]

@@ -28,7 +28,8 @@ def _params(config, model_dir, checkpoint_dir) -> dict[str, MemoryDataset]:
     raw["project"]["checkpoint_dir"] = str(checkpoint_dir)
     raw["models"]["policy"].update(path=str(model_dir), create_micro=False)
     blocks = {"project": raw["project"], "training": raw["training"], "models": raw["models"],
-              "models.policy": raw["models"]["policy"], "dataset.max_length": raw["dataset"]["max_length"]}
+              "models.policy": raw["models"]["policy"], "dataset.max_length": raw["dataset"]["max_length"],
+              "training.distributed": raw["training"]["distributed"]}
     return {f"params:{name}": MemoryDataset(value) for name, value in blocks.items()}
 
 

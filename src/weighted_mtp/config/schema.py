@@ -216,9 +216,12 @@ class Stage2Config(Section):
 class DistributedConfig(Section):
     """Multi-process training under torchrun (docs/DISTRIBUTED.md)."""
 
-    strategy: Literal["ddp", "fsdp"] = "ddp"           # fsdp needs CUDA
+    strategy: Literal["ddp", "fsdp"] = "ddp"           # fsdp: FSDP2 shards (CUDA/NCCL or CPU/gloo)
     backend: Literal["auto", "nccl", "gloo"] = "auto"  # auto: nccl on CUDA, gloo on CPU
     timeout_minutes: Positive = 30.0  # collective timeout: a rank that dies ends the others
+    activation_checkpointing: bool = False
+    """Recompute each transformer block's activations in the backward (less memory, ~1/3
+    more compute); also applies to a single process."""
 
 
 class TrainingConfig(Section):

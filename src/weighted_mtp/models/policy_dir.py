@@ -29,7 +29,8 @@ MARKER_FILE = "weighted_mtp.json"
 MICRO_KEYS = ("dim", "n_layers", "n_heads", "n_kv_heads", "n_future_tokens", "max_seq_len")
 
 
-def load_or_create_policy(policy: Any, tokenizer: Any) -> MetaLlamaMTPAdapter:
+def load_or_create_policy(policy: Any, tokenizer: Any, sharded: bool = False,
+                          activation_checkpointing: bool = False) -> MetaLlamaMTPAdapter:
     """Load ``models.policy.path``, or generate the micro model there when allowed.
 
     Under torchrun rank 0 generates the micro model and the others wait, then load it
@@ -38,9 +39,13 @@ def load_or_create_policy(policy: Any, tokenizer: Any) -> MetaLlamaMTPAdapter:
     Args:
         policy: The validated ``models.policy`` block.
         tokenizer: The tokenizer the data was encoded with (its size sets the micro vocab).
+        sharded: Load straight into FSDP shards (``strategy: fsdp`` under torchrun): built on
+            the meta device, rank 0 alone reads the file and broadcasts it, so ranks > 0
+            never hold the whole model (docs/DISTRIBUTED.md, "Loading without a full copy per rank").
+        activation_checkpointing: With ``sharded``, checkpoint each block before sharding it.
 
     Returns:
-        The adapter on the CPU; the training node moves it to its device.
+        The adapter on the CPU (the training node moves it to its device), or sharded.
 
     Raises:
         FileNotFoundError: No model at the path and ``models.policy.create_micro`` is false.
@@ -54,8 +59,19 @@ def load_or_create_policy(policy: Any, tokenizer: Any) -> MetaLlamaMTPAdapter:
     if is_main_process():  # under torchrun rank 0 alone creates the directory ...
         created = _ensure_model_dir(policy, tokenizer, path)
     barrier()  # ... and the other ranks read it once it is complete
-    adapter = created or MetaLlamaMTPAdapter.from_pretrained(
-        path, device="cpu", value_head=policy.value_head, fresh_value_head=_untrained_other_head(path, policy.value_head))
+    fresh_value_head = _untrained_other_head(path, policy.value_head)
+    if sharded:
+        from weighted_mtp.runtime.device import resolve_device
+        from weighted_mtp.runtime.parallel import compute_dtype
+        from weighted_mtp.runtime.sharded_checkpoint import load_pretrained_sharded
+
+        adapter = load_pretrained_sharded(
+            path, value_head=policy.value_head, fresh_value_head=fresh_value_head,
+            param_dtype=compute_dtype(policy.dtype, resolve_device(policy.device)),
+            activation_checkpointing=activation_checkpointing)
+    else:
+        adapter = created or MetaLlamaMTPAdapter.from_pretrained(
+            path, device="cpu", value_head=policy.value_head, fresh_value_head=fresh_value_head)
     if adapter.args.vocab_size < len(tokenizer):
         raise ValueError(
             f"models.policy.path: the model at '{path}' has vocab_size {adapter.args.vocab_size} "

@@ -13,17 +13,22 @@ times. Instead, with ``strategy: ddp``:
   buckets (one collective per bucket), before clipping. Every rank then takes the same
   step and the replicas stay identical.
 
-With ``strategy: fsdp`` (CUDA only; the 7B model) each transformer block, the embedding,
-the shared norm, the output projection and the value head become FSDP units
-(``fully_shard``): the adapter calls them one by one, and each unit gathers its weights
-when called and reduce-scatters its gradients after each backward, so sharded training
-needs no other change to the per-head loss. Parameters stay fp32 (AdamW's master
-weights); with ``models.policy.dtype: bfloat16`` they are gathered and computed in bf16.
+With ``strategy: fsdp`` (FSDP2, ``fully_shard``; CUDA/NCCL or CPU/gloo) every transformer
+block — the trunk's, the heads' and a ``block`` value head's — is its own FSDP unit, and the
+adapter is the root unit holding the rest (embedding, shared norm, output projection, value
+projection). The per-head loss never calls the adapter's ``forward``, so the three methods it
+does call (``trunk_forward``, ``head_logits``, ``values_from_trunk``) are registered as FSDP
+forward methods: each gathers the root's weights, each block gathers its own when called, and
+gradients are reduce-scattered after each of the n + 1 backward passes, so sharded training
+needs no other change to the per-head loss. Parameters stay fp32 (AdamW's master weights);
+on CUDA with ``models.policy.dtype: bfloat16`` they are gathered and computed in bf16 and
+gradients reduced in fp32 (docs/DISTRIBUTED.md, "FSDP for the 7B model").
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -40,7 +45,8 @@ STRATEGIES = ("ddp", "fsdp")
 BUCKET_ELEMENTS = 25 * 2**20  # ~100 MB of fp32 per collective, DDP's default bucket size
 
 
-def prepare_model(model: nn.Module, strategy: str, device: torch.device, dtype: str = "float32") -> nn.Module:
+def prepare_model(model: nn.Module, strategy: str, device: torch.device, dtype: str = "float32",
+                  activation_checkpointing: bool = False) -> nn.Module:
     """Make the ranks' models one data-parallel model (identity for one process).
 
     Call when a stage starts, after the model is on ``device`` and before the optimizer is
@@ -50,28 +56,58 @@ def prepare_model(model: nn.Module, strategy: str, device: torch.device, dtype: 
         model: The adapter (or the rho-1 reference being trained).
         strategy: ``ddp`` or ``fsdp`` (``training.distributed.strategy``).
         device: The ranks' device.
-        dtype: ``models.policy.dtype``; ``bfloat16`` makes FSDP compute in bf16.
+        dtype: ``models.policy.dtype``; ``bfloat16`` makes FSDP compute in bf16 on CUDA.
+        activation_checkpointing: Recompute each transformer block's activations in the
+            backward instead of keeping them (``training.distributed.activation_checkpointing``);
+            applies with one process too. A model that arrives sharded was checkpointed (or
+            not) by its loader: checkpointing must come before ``fully_shard``.
 
     Returns:
         The model, trained in place (FSDP changes its parameters to shards).
 
     Raises:
-        ValueError: Unknown strategy, or FSDP on a CPU.
+        ValueError: Unknown strategy.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"training.distributed.strategy: unknown {strategy!r}; expected ddp or fsdp")
+    if activation_checkpointing and not is_sharded(model):
+        checkpoint_blocks(model)
     if not is_distributed() or is_sharded(model):
         return model
     if strategy == "fsdp":
-        if device.type != "cuda":
-            raise ValueError(
-                "training.distributed.strategy is 'fsdp' but the ranks run on the CPU "
-                f"({device}); FSDP is for sharding a large model over GPUs. Use 'ddp' on CPUs.")
-        compute = torch.bfloat16 if dtype in ("bfloat16", "bf16") else None
         broadcast_parameters(model)  # FSDP shards each rank's own copy: make them equal first
-        return shard_model(model, param_dtype=compute)
+        return shard_model(model, param_dtype=compute_dtype(dtype, device))
     broadcast_parameters(model)
     return model
+
+
+def compute_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
+    """FSDP's gathered-parameter dtype: bf16 on CUDA when ``models.policy.dtype`` asks for
+    it, else None (fp32: CPUs gain nothing from bf16 matmuls and the tests compare fp32)."""
+    if device.type == "cuda" and dtype in ("bfloat16", "bf16"):
+        return torch.bfloat16
+    return None
+
+
+def transformer_blocks(model: nn.Module) -> list[nn.Module]:
+    """Every ``TransformerBlock`` of the adapter: trunk, heads, and a ``block`` value head's."""
+    transformer = model.transformer
+    blocks = [*transformer.layers, *transformer.extra_heads]
+    if getattr(model.value_head, "block", None) is not None:
+        blocks.append(model.value_head.block)
+    return blocks
+
+
+def checkpoint_blocks(model: nn.Module) -> None:
+    """Activation checkpointing per block: its forward keeps only its input and runs again
+    in the backward (torch's composable ``checkpoint``: parameter names, so checkpoints and
+    state dicts, are unchanged). Idempotent."""
+    from torch.distributed._composable import checkpoint
+
+    for block in transformer_blocks(model):
+        if not getattr(block, "_wmtp_checkpointed", False):
+            checkpoint(block)
+            block._wmtp_checkpointed = True
 
 
 def broadcast_parameters(model: nn.Module, src: int = 0) -> None:
@@ -152,12 +188,12 @@ def _check_same_shapes(tensors: list[torch.Tensor]) -> None:
 
 
 def shard_model(model: nn.Module, param_dtype: torch.dtype | None = None) -> nn.Module:
-    """FSDP2 (``fully_shard``) on every unit the adapter calls on its own.
+    """FSDP2 (``fully_shard``) on every transformer block, then on the adapter as the root.
 
-    ``backward_per_head`` never calls the adapter's ``forward``, so there is no single root
-    to shard: the embedding, each block, the shared norm, the output projection and the
-    value head each become their own FSDP unit and gather their weights when called.
-    Shards go to the process group's device (the current GPU under NCCL).
+    ``backward_per_head`` never calls the adapter's ``forward``; the methods it calls are
+    registered as FSDP forward methods, so the root unit (embedding, shared norm, output,
+    the value head's projections) gathers its weights whenever one of them runs. Shards go
+    to the process group's device (the current GPU under NCCL).
 
     Args:
         model: A ``MetaLlamaMTPAdapter`` (``transformer`` and ``value_head``).
@@ -166,24 +202,33 @@ def shard_model(model: nn.Module, param_dtype: torch.dtype | None = None) -> nn.
     Returns:
         ``model``, whose parameters are now DTensor shards.
     """
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 
-    device_type = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    mesh = init_device_mesh(device_type, (get_world_size(),))
+    # The value head returns ``squeeze(-1)`` (a view): FSDP warns in case the caller edits it
+    # in place, which the loss code never does.
+    warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
+    mesh = device_mesh()
     policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
-    for unit in fsdp_units(model):
-        fully_shard(unit, mesh=mesh, mp_policy=policy)
-    log.info("FSDP: %d units sharded over %d ranks (compute dtype %s).",
-             len(fsdp_units(model)), get_world_size(), param_dtype or "float32")
+    blocks = transformer_blocks(model)
+    for block in blocks:
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+    for method in FORWARD_METHODS:
+        register_fsdp_forward_method(model, method)
+    log.info("FSDP: %d blocks and the root sharded over %d ranks (compute dtype %s).",
+             len(blocks), get_world_size(), param_dtype or "float32")
     return model
 
 
-def fsdp_units(model: nn.Module) -> list[nn.Module]:
-    """The modules the adapter calls directly: together they hold every parameter."""
-    transformer = model.transformer
-    return [transformer.tok_embeddings, *transformer.layers, *transformer.extra_heads,
-            transformer.norm, transformer.output, model.value_head]
+# The adapter methods the per-head loss, validation and the value stage call instead of forward.
+FORWARD_METHODS = ("trunk_forward", "head_logits", "values_from_trunk")
+
+
+def device_mesh() -> Any:
+    """A 1-D mesh of every rank, on the process group's device type."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    return init_device_mesh("cuda" if dist.get_backend() == "nccl" else "cpu", (get_world_size(),))
 
 
 def is_sharded(model: nn.Module) -> bool:

@@ -15,6 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
+from weighted_mtp.runtime.sharded_checkpoint import MARKER, SUFFIX
+
 log = logging.getLogger(__name__)
 
 RUN_ID_VARIABLE = "WMTP_RUN_ID"
@@ -55,12 +57,23 @@ def open_run_folder(base: str | Path, keep_runs: int | None = None) -> Path:
 
 def remove_stale_temp_files(base: str | Path) -> int:
     """Delete the temp files and staging folders (``.name.*.tmp``, ``.name.tmp-*``,
-    ``.name.old-*``) that an interrupted atomic write leaves; returns how many."""
+    ``.name.old-*``) that an interrupted atomic write leaves; returns how many.
+
+    An ``.name.old-*`` folder whose ``name`` is missing is the previous version of a folder
+    (a sharded checkpoint, a model) that a crash caught between ``replace_directory``'s two
+    renames: it is put back instead of deleted.
+    """
     removed = 0
     for path in sorted(Path(base).rglob(".*"), reverse=True):
         name = path.name
         if not (name.endswith(".tmp") or ".tmp-" in name or ".old-" in name):
             continue
+        if ".old-" in name and path.is_dir():
+            target = path.with_name(name[1:name.rindex(".old-")])
+            if not target.exists():
+                os.replace(path, target)
+                log.info("Restored %s, which a crash left as %s", target, path.name)
+                continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -72,8 +85,16 @@ def remove_stale_temp_files(base: str | Path) -> int:
 
 
 def latest_checkpoint(run_dir: str | Path, stage: str, tag: str) -> Path | None:
-    """The newest ``checkpoint_{stage}_{tag}.pt`` in ``run_dir`` and its sibling run folders."""
+    """The newest ``checkpoint_{stage}_{tag}.pt`` file or complete ``.dcp`` folder (a sharded
+    checkpoint with its ``COMPLETE`` marker) in ``run_dir`` and its sibling run folders."""
     run_dir = Path(run_dir)
-    name = f"checkpoint_{stage}_{tag}.pt"
-    found = {p for p in run_dir.parent.glob(f"*/{name}")} | ({run_dir / name} if (run_dir / name).is_file() else set())
-    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+    stem = f"checkpoint_{stage}_{tag}"
+    candidates = [*run_dir.parent.glob(f"*/{stem}.pt"), *run_dir.parent.glob(f"*/{stem}{SUFFIX}"),
+                  run_dir / f"{stem}.pt", run_dir / f"{stem}{SUFFIX}"]
+    found = {p for p in candidates if p.is_file() or (p / MARKER).is_file()}
+    return max(found, key=_written_at, default=None)
+
+
+def _written_at(path: Path) -> float:
+    """When a checkpoint was completed: a file's mtime, a sharded folder's marker's."""
+    return (path / MARKER).stat().st_mtime if path.is_dir() else path.stat().st_mtime

@@ -3,6 +3,7 @@
 ``mlflow.log_checkpoints`` decides the checkpoints: ``best`` (default) uploads each stage's
 ``checkpoint_{stage}_best.pt``, ``all`` every checkpoint file the stage wrote in this run,
 ``none`` nothing. A 7B checkpoint with optimizer state is tens of GB, hence the choice.
+A sharded run's checkpoints are complete ``.dcp`` folders, uploaded as folders.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from weighted_mtp.data import IGNORE_INDEX, TokenizedDataset, resolve_pad_token_id
 from weighted_mtp.runtime.device import resolve_device
 from weighted_mtp.runtime.distributed import rank_local
+from weighted_mtp.runtime.sharded_checkpoint import is_complete, is_sharded_checkpoint
 from matplotlib.figure import Figure
 
 from weighted_mtp.tracking.plots import weight_histogram
@@ -44,19 +46,29 @@ def checkpoint_files(summary: Mapping[str, Any], policy: str, since: float) -> l
         return []
     best = summary.get("best_checkpoint")
     if policy == "best":
-        return [Path(best)] if best and Path(best).is_file() else []
+        return [Path(best)] if best and _is_checkpoint(Path(best)) else []
     anchor = best or summary.get("final_checkpoint")
     if not anchor:
         return []
-    pattern = f"checkpoint_{summary.get('stage')}_*.pt"
-    return sorted(path for path in Path(anchor).parent.glob(pattern) if path.stat().st_mtime >= since)
+    pattern = f"checkpoint_{summary.get('stage')}_*"
+    return sorted(path for path in Path(anchor).parent.glob(pattern)
+                  if _is_checkpoint(path) and path.stat().st_mtime >= since)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """A ``.pt`` file, or a sharded ``.dcp`` folder whose write finished."""
+    return (path.suffix == ".pt" and path.is_file()) or (is_sharded_checkpoint(path) and is_complete(path))
 
 
 def log_checkpoints(client: Any, run_id: str, files: Sequence[Path], stage: str) -> None:
     """Upload ``files`` under ``checkpoints/{stage}/`` (synchronously: at a stage's end)."""
     for path in files:
-        log.info("MLflow: uploading %s (%.1f MB) to run %s", path, path.stat().st_size / 2**20, run_id)
-        client.log_artifact(run_id, str(path), f"checkpoints/{stage}")
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+        log.info("MLflow: uploading %s (%.1f MB) to run %s", path, size / 2**20, run_id)
+        if path.is_dir():
+            client.log_artifacts(run_id, str(path), f"checkpoints/{stage}/{path.name}")
+        else:
+            client.log_artifact(run_id, str(path), f"checkpoints/{stage}")
 
 
 def stage2_token_weights(

@@ -25,6 +25,11 @@ Format (``format_version`` 1)::
 
 Files are written to a temporary file in the destination directory and renamed over the
 target with ``os.replace``, so a crash mid-write leaves the previous checkpoint intact.
+
+A sharded (FSDP) run writes the same content as a ``.dcp`` folder instead, model and
+optimizer as one shard file per rank (:mod:`weighted_mtp.runtime.sharded_checkpoint`);
+:func:`load_checkpoint` reads either, and :func:`restore_training_state` loads the shards
+when given the folder.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import torch
 
 from weighted_mtp.runtime.files import atomic_file
 from weighted_mtp.runtime.parallel import load_model_state, load_optimizer_state
+from weighted_mtp.runtime.sharded_checkpoint import is_sharded_checkpoint, load_sharded, read_state
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = (
@@ -56,6 +62,7 @@ REQUIRED_KEYS = (
     "best",
     "config",
 )
+SHARDED_KEYS = ("model", "optimizer")  # in a .dcp folder's shards, not in its train_state.pt
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +104,15 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and validate a checkpoint written by :func:`save_checkpoint`.
+    """Read and validate a checkpoint written by :func:`save_checkpoint`, or a sharded one.
 
     Loads with ``weights_only=True``: a checkpoint holds tensors and plain Python values
-    only, so nothing in it can execute code.
+    only, so nothing in it can execute code. A sharded ``.dcp`` folder gives its
+    non-sharded state, plus ``model`` (full weights) when it holds the consolidated model
+    (best and final); its shards are loaded by :func:`restore_training_state`.
 
     Args:
-        path: The ``.pt`` file.
+        path: The ``.pt`` file or ``.dcp`` folder.
         map_location: Where tensors are loaded (CPU by default; the loop moves them).
 
     Returns:
@@ -112,25 +121,30 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     Raises:
         FileNotFoundError: When ``path`` does not exist.
         ValueError: When the file is truncated or corrupt (an interrupted copy, a full disk),
-            or not a checkpoint of this format.
+            not a checkpoint of this format, or the folder an incomplete one.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:
-        if _is_whole_archive(path):
-            raise  # an intact file: torch's own error (a device, a refused type) says more
-        raise ValueError(
-            f"{path}: truncated or corrupt checkpoint ({path.stat().st_size} bytes; torch.load: "
-            f"{_cause(error)}). "
-            "Delete it and resume from another checkpoint of the run (training.resume_from), "
-            "or start the stage again."
-        ) from error
+    if is_sharded_checkpoint(path):
+        payload = read_state(path)
+        required = [key for key in REQUIRED_KEYS if key not in SHARDED_KEYS]
+    else:
+        if not path.is_file():
+            raise FileNotFoundError(f"Checkpoint not found: {path}")
+        try:
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as error:
+            if _is_whole_archive(path):
+                raise  # an intact file: torch's own error (a device, a refused type) says more
+            raise ValueError(
+                f"{path}: truncated or corrupt checkpoint ({path.stat().st_size} bytes; torch.load: "
+                f"{_cause(error)}). "
+                "Delete it and resume from another checkpoint of the run (training.resume_from), "
+                "or start the stage again."
+            ) from error
+        required = list(REQUIRED_KEYS)
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: expected a checkpoint dict, found {type(payload).__name__}.")
-    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    missing = [key for key in required if key not in payload]
     if missing:
         raise ValueError(f"{path}: not a weighted-mtp training checkpoint; missing keys {missing}.")
     if payload["format_version"] != FORMAT_VERSION:
@@ -217,11 +231,14 @@ def restore_training_state(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     ema: Any | None = None,
+    shards: str | Path | None = None,
 ) -> None:
     """Load model, optimizer, scheduler and EMA states from a checkpoint, strictly.
 
     Under torchrun every rank loads the same file; an FSDP model takes its shards of it
-    (resume with the strategy the checkpoint was written with).
+    (resume with the strategy the checkpoint was written with). With ``shards`` (the
+    ``.dcp`` folder ``payload`` came from) model and optimizer come from its shard files,
+    each rank reading only its own pieces.
 
     RNG states are restored separately (:func:`~weighted_mtp.training.seeding.restore_rng_state`)
     at the point of the loop where they were captured.
@@ -230,8 +247,11 @@ def restore_training_state(
         ValueError: When the checkpoint has EMA state and the run has no EMA or the reverse,
             since the TD weights would then differ from the interrupted run.
     """
-    load_model_state(model, payload["model"])
-    load_optimizer_state(model, optimizer, payload["optimizer"])
+    if shards is not None:
+        load_sharded(shards, model, optimizer)
+    else:
+        load_model_state(model, payload["model"])
+        load_optimizer_state(model, optimizer, payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
     saved_ema = payload.get("ema")
     if (saved_ema is None) != (ema is None):

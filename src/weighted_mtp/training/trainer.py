@@ -17,6 +17,10 @@ steps, and the global step runs on across epoch boundaries. After each step:
 - at the end of every ``save_checkpoint_every``-th epoch save ``checkpoint_{stage}_epoch_{e}.pt``;
 - at the end save ``checkpoint_{stage}_final.pt``.
 
+An FSDP-sharded model writes each of these as a ``.dcp`` folder instead (one shard file per
+rank, :mod:`weighted_mtp.runtime.sharded_checkpoint`); best and final also hold the
+consolidated model.
+
 Resume restores model, optimizer, scheduler, EMA, RNG, best-so-far and the position in the
 data: each epoch's order comes from a generator seeded with ``seed + epoch`` and the sampler
 skips the micro-batches already consumed, so the remaining steps see exactly the batches of
@@ -34,16 +38,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from weighted_mtp.data import MTPCollator, TokenizedDataset, resolve_pad_token_id
 from weighted_mtp.data.diff import mark_first_errors
-from weighted_mtp.models import MetaLlamaMTPAdapter
 from weighted_mtp.runtime.device import resolve_device
 from weighted_mtp.runtime.distributed import barrier, get_rank, get_world_size, is_distributed, is_main_process
-from weighted_mtp.runtime.parallel import is_sharded, model_state, optimizer_state, prepare_model
+from weighted_mtp.runtime.parallel import broadcast_parameters, is_sharded, model_state, optimizer_state, prepare_model
+from weighted_mtp.runtime.sharded_checkpoint import (
+    consolidated_state,
+    is_complete,
+    is_sharded_checkpoint,
+    plain_model,
+    save_sharded,
+    sharded_path,
+)
 from weighted_mtp.runtime.runs import current_run_id, latest_checkpoint
 from weighted_mtp.tracking.attach import mlflow_backend_for
 from weighted_mtp.training.best_tracker import BestTracker
@@ -208,7 +218,8 @@ class Trainer:
         seed_everything(training.seed)
         if not (training.distributed.strategy == "fsdp" and is_distributed()):
             model = model.to(self.device)  # FSDP moves only each rank's shards
-        self.model = prepare_model(model, training.distributed.strategy, self.device, self.policy.dtype)
+        self.model = prepare_model(model, training.distributed.strategy, self.device, self.policy.dtype,
+                                   activation_checkpointing=training.distributed.activation_checkpointing)
         pad_token_id = resolve_pad_token_id(tokenizer)
         self.train_loader, self.sampler = build_loader(train, section.batch_size, pad_token_id,
                                                        seed=training.seed, shuffle=True,
@@ -265,10 +276,12 @@ class Trainer:
         self.logger.log_metrics(prefixed(self.stage, logged), state.global_step)
 
     def save_checkpoint(self, state: TrainState, tracker: BestTracker, tag: str | int) -> Path | None:
-        """Write ``checkpoint_{stage}_{tag}.pt`` when a directory is set.
+        """Write ``checkpoint_{stage}_{tag}.pt`` when a directory is set (a ``.dcp`` folder
+        of shards when the model is FSDP-sharded; best and final also hold the consolidated
+        model).
 
-        Every rank calls it (under FSDP gathering the payload is a collective) and gets the
-        path back, so all ranks agree on which checkpoints exist; only the main rank writes.
+        Every rank calls it (under FSDP saving is a collective) and gets the path back, so
+        all ranks agree on which checkpoints exist; only the main rank writes a ``.pt``.
         The others read a checkpoint only after the stage's closing barrier.
         """
         if self.checkpoint_dir is None:
@@ -278,7 +291,6 @@ class Trainer:
             "format_version": 1, "stage": self.stage, "epoch": state.epoch,
             "batch_in_epoch": state.batch_in_epoch, "global_step": state.global_step,
             "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
-            "model": model_state(self.model), "optimizer": optimizer_state(self.model, self.optimizer),
             "scheduler": self.scheduler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": capture_rng_state(), "metrics": {**prefix_train(state.last_train), **state.last_val},
@@ -286,6 +298,13 @@ class Trainer:
             "run_id": current_run_id(), "objective": self.objective_record(),
             "model_args": self.model.args.to_dict(),
         }
+        if is_sharded(self.model):
+            path = save_sharded(sharded_path(path), self.model, self.optimizer, payload,
+                                export_model=tag in ("best", "final"))
+            log.info("[%s] step %d: saved %s (sharded)", self.stage, state.global_step, path)
+            return path
+        payload["model"] = model_state(self.model)
+        payload["optimizer"] = optimizer_state(self.model, self.optimizer)
         if self.is_main:
             save_checkpoint(path, payload)
             log.info("[%s] step %d: saved %s", self.stage, state.global_step, path)
@@ -411,7 +430,8 @@ class Trainer:
         changes = report_config_changes(payload, self.config_record(), _RESUME_EXPECTED_CHANGES)
         log.info("[%s] resuming from %s at step %d (epoch %d, micro-batch %d); %d config change(s).",
                  self.stage, path, payload["global_step"], payload["epoch"], payload["batch_in_epoch"], len(changes))
-        restore_training_state(payload, self.model, self.optimizer, self.scheduler, self.ema)
+        restore_training_state(payload, self.model, self.optimizer, self.scheduler, self.ema,
+                               shards=path if is_sharded_checkpoint(path) else None)
         tracker.load_state_dict(payload["best"])
         state.epoch, state.batch_in_epoch = int(payload["epoch"]), int(payload["batch_in_epoch"])
         state.global_step = int(payload["global_step"])
@@ -419,7 +439,8 @@ class Trainer:
         state.last_val = {k: v for k, v in payload.get("metrics", {}).items() if k.startswith("val_")}
         if self.checkpoint_dir is not None:
             best = checkpoint_path(self.checkpoint_dir, self.stage, "best")
-            state.best_checkpoint = best if best.is_file() else None
+            state.best_checkpoint = (best if best.is_file() else
+                                     sharded_path(best) if is_complete(sharded_path(best)) else None)
         restore_rng_state(payload["rng"])
 
 
@@ -547,16 +568,18 @@ def freeze_reference(reference: nn.Module | None) -> None:
 
 
 def unsharded(model: nn.Module) -> nn.Module:
-    """A plain CPU copy of an FSDP-sharded model (every rank must call it: the shards are
-    gathered), so later nodes can save, reload and evaluate it; else ``model``."""
+    """A plain CPU copy of an FSDP-sharded model, so later nodes can save, reload and
+    evaluate it; else ``model``. Every rank must call it.
+
+    The weights are gathered to rank 0's CPU one parameter at a time (no rank gathers the
+    whole model on its device), then broadcast in buckets to the other ranks, which run the
+    following nodes too.
+    """
     if not is_sharded(model):
         return model
-    state = model_state(model)
-    with torch.device("meta"):
-        plain = MetaLlamaMTPAdapter(model.args, value_head=model.value_head.kind)
-    plain.load_state_dict(state, strict=True, assign=True)
-    plain.transformer.refresh_rope_buffer()
-    plain.model_name = model.model_name
+    state = consolidated_state(model)
+    plain = plain_model(model, state if is_main_process() else None)
+    broadcast_parameters(plain)
     return plain
 
 

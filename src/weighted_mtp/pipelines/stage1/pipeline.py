@@ -10,7 +10,8 @@ DATA = ["tokenizer", "train_records", "validation_records"]
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            node(load_model, inputs=["tokenizer", "params:models.policy"], outputs="policy_model",
+            node(load_model, inputs=["tokenizer", "params:models.policy", "params:training.distributed"],
+                 outputs="policy_model",
                  name="load_model", tags=["stage1"]),
             node(pretrain_micro,
                  inputs=["policy_model", *DATA, "params:training", "params:models.policy", "params:dataset.max_length"],
