@@ -86,3 +86,12 @@ def test_the_lock_names_its_holder_and_dies_with_it(tmp_path):
         holder.wait()
     with RunLock(tmp_path, "run-b") as lock:  # the kernel released the dead holder's lock
         assert lock.held
+
+
+def test_training_outside_a_kedro_run_does_not_leak_its_id_into_later_runs(monkeypatch):
+    monkeypatch.delenv(runs.RUN_ID_VARIABLE, raising=False)
+    first = runs.current_run_id()
+    assert runs.current_run_id() == first  # one id for the process's own training
+    assert runs.RUN_ID_VARIABLE not in __import__("os").environ  # a later Kedro run picks its own
+    monkeypatch.setenv(runs.RUN_ID_VARIABLE, "set-by-the-run-hook")
+    assert runs.current_run_id() == "set-by-the-run-hook"

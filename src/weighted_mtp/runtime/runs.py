@@ -28,11 +28,18 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{os.getpid()}"
 
 
+_PROCESS_RUN_ID: list[str] = []  # the id of training outside a Kedro run (a notebook, a test)
+
+
 def current_run_id() -> str:
-    """This run's id (``WMTP_RUN_ID``; generated and exported on first use otherwise)."""
-    if not os.environ.get(RUN_ID_VARIABLE):
-        os.environ[RUN_ID_VARIABLE] = new_run_id()
-    return os.environ[RUN_ID_VARIABLE]
+    """This run's id: ``WMTP_RUN_ID`` (set by the run-lock hook for the duration of a Kedro
+    run, or by the user), else one id for this process, kept here and not exported, so a
+    Kedro run started later in the same process still gets its own."""
+    if os.environ.get(RUN_ID_VARIABLE):
+        return os.environ[RUN_ID_VARIABLE]
+    if not _PROCESS_RUN_ID:
+        _PROCESS_RUN_ID.append(new_run_id())
+    return _PROCESS_RUN_ID[0]
 
 
 def run_folder(base: str | Path) -> Path:
