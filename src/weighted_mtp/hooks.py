@@ -14,7 +14,8 @@ for this project:
 So: nothing touches MLflow until the pipeline starts; then the parameters are validated,
 the store is checked (a server: one request; a sqlite file: writable; one clear line),
 kedro-mlflow creates the experiment and starts the run, and this hook logs the flattened parameters, tags, the
-config file, checkpoints and ``metrics.json`` (the token-weight histogram is a node's catalog output). Per-step
+config file, the best model (an MLflow model), optional checkpoints and ``metrics.json`` (the token-weight
+histogram is a node's catalog output). Per-step
 metrics come from the training loops (``weighted_mtp.tracking.backend``).
 
 :class:`DistributedHooks` turns the N copies of the pipeline that ``torchrun`` starts into
@@ -58,6 +59,7 @@ from weighted_mtp.tracking.server import check_tracking_store, local_artifact_lo
 log = logging.getLogger(__name__)
 
 METRICS_DATASET = "metrics"  # logged as metrics.json
+BEST_MODEL_DATASET = "best_model@model"  # logged as the MLflow model (mlflow.log_model)
 HOST_TAG, PID_TAG = "wmtp.host", "wmtp.pid"  # who runs it: a later run can tell an abandoned run
 MODEL_PARAMETERS_TAG = "model_parameters"
 
@@ -165,6 +167,7 @@ class TrackingHooks:
         self._options: TrackingOptions | None = None
         self._client: MlflowClient | None = None
         self._run_id: str | None = None
+        self._catalog: Any = None
         self._started = 0.0
         self._counted = False
         self._signals = StopSignals()
@@ -203,6 +206,7 @@ class TrackingHooks:
             self._options.run_name or f"{self._options.recipe}/{'+'.join(names)}")
         self._plugin.before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
         self._run_id = mlflow.active_run().info.run_id
+        self._catalog = catalog
         self._client = MlflowClient(mlflow.get_tracking_uri())
         self._started = time.time()
         self._record_run()
@@ -228,9 +232,13 @@ class TrackingHooks:
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
-        """The run's metrics report, as ``metrics.json``."""
-        if self._run_id is not None and dataset_name == METRICS_DATASET:
+        """The run's metrics report, as ``metrics.json``; the best model, as the MLflow model."""
+        if self._run_id is None:
+            return
+        if dataset_name == METRICS_DATASET:
             self._client.log_dict(self._run_id, data, "metrics.json")
+        elif dataset_name == BEST_MODEL_DATASET and self._options.log_model:
+            self._log_model()
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -276,6 +284,19 @@ class TrackingHooks:
                 self._client.set_tag(self._run_id, MODEL_PARAMETERS_TAG, str(count))
                 self._counted = True
                 return
+
+    def _log_model(self) -> None:
+        """The model directory the catalog just saved, as the pyfunc ``model`` of the run."""
+        from weighted_mtp.tracking.mlflow_model import DEFAULT_MAX_NEW_TOKENS, log_code_model
+
+        dataset = self._catalog.get(BEST_MODEL_DATASET)
+        if not hasattr(dataset, "local_directory"):
+            log.warning("%s is a %s, not a model directory dataset: no MLflow model is logged",
+                        BEST_MODEL_DATASET, type(dataset).__name__)
+            return
+        budget = (self._context.params.get("evaluation") or {}).get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
+        with dataset.local_directory() as folder:
+            log_code_model(folder, max_new_tokens=budget, register_as=self._options.register_as)
 
     def _upload_checkpoints(self, summary: Mapping[str, Any]) -> None:
         from weighted_mtp.tracking.artifacts import checkpoint_files, log_checkpoints
