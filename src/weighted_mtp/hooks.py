@@ -168,6 +168,7 @@ class TrackingHooks:
         self._client: MlflowClient | None = None
         self._run_id: str | None = None
         self._catalog: Any = None
+        self._mlflow_yml: Mapping[str, Any] = {}
         self._started = 0.0
         self._counted = False
         self._signals = StopSignals()
@@ -177,7 +178,8 @@ class TrackingHooks:
         """Resolve the tracking choices; give kedro-mlflow its config. No MLflow I/O here."""
         self._context, self._run_id, self._counted = context, None, False
         self._options = tracking_options(context.params)
-        conf = mlflow_conf(_loaded_mlflow_yml(context), self._options, context.project_path)
+        self._mlflow_yml = _loaded_mlflow_yml(context)
+        conf = mlflow_conf(self._mlflow_yml, self._options, context.project_path)
         context.config_loader["mlflow"] = conf  # what kedro-mlflow reads when the run starts
         # For `kedro mlflow ui` and notebooks; replaced by the set-up config at run start.
         context.__setattr__("mlflow", KedroMlflowConfig.model_validate(conf))
@@ -198,7 +200,7 @@ class TrackingHooks:
             switch_catalog_logging(catalog, False)
             return
         conf = self._context.config_loader["mlflow"]
-        export_credentials(self._context, conf)
+        export_credentials(self._context, self._mlflow_yml)
         check_tracking_store(conf["server"]["mlflow_tracking_uri"])
         self._plugin.after_context_created(self._context)  # tracking URI, experiment
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
@@ -473,10 +475,13 @@ def mlflow_conf(loaded: Mapping[str, Any], options: TrackingOptions, project_pat
     The experiment name comes from the parameters; the tracking URI is resolved
     (mlflow.yml, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``) with a relative
     sqlite file anchored at the project; a new experiment in a local store keeps its
-    artifacts next to the database rather than in the working directory.
+    artifacts next to the database rather than in the working directory. The credentials
+    entry is left out: :func:`export_credentials` exports it (the plugin would also export
+    empty values, wiping MLflow's own variables).
     """
     conf = copy.deepcopy(dict(loaded))
     server = conf.setdefault("server", {})
+    server["credentials"] = None
     uri = resolve_tracking_uri(server.get("mlflow_tracking_uri"), project_path)
     server["mlflow_tracking_uri"] = uri
     experiment = conf.setdefault("tracking", {}).setdefault("experiment", {})
@@ -490,7 +495,8 @@ def mlflow_conf(loaded: Mapping[str, Any], options: TrackingOptions, project_pat
 
 def export_credentials(context: Any, conf: Mapping[str, Any]) -> None:
     """Put ``credentials.yml[server.credentials]`` into the environment, as kedro-mlflow
-    does, but before the server check and with an error when the entry is missing.
+    does, but before the server check, without empty values (an unset ``${oc.env:...}``
+    leaves MLflow's own variables alone) and with an error when the entry is missing.
 
     Raises:
         RuntimeError: When mlflow.yml names a credentials entry the env does not have.
@@ -506,10 +512,12 @@ def export_credentials(context: Any, conf: Mapping[str, Any]) -> None:
         raise RuntimeError(
             f"mlflow.yml sets server.credentials: {key!r} but no credentials.yml of env "
             f"{context.env or 'local'!r} (or base) has that entry. Note: conf/local is only read "
-            "without --env; use MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD otherwise."
+            "without --env; conf/base/credentials.yml is read by every env (values from "
+            "${oc.env:...}), or use MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD."
         )
-    for name, value in credentials[key].items():
-        os.environ[str(name)] = str(value)
+    for name, value in (credentials[key] or {}).items():
+        if value is not None and str(value) != "":
+            os.environ[str(name)] = str(value)
 
 
 def _loaded_mlflow_yml(context: Any) -> Mapping[str, Any]:

@@ -81,6 +81,23 @@ def test_wrong_password_fails_fast_with_uri_and_status(mlflow_server, make_proje
     assert not (project / "data" / "05_model_input" / "train.jsonl").exists()  # no node ran
 
 
+def test_credentials_reach_a_recipe_env_run_through_conf_base(mlflow_server, make_project, monkeypatch):
+    """--env verifiable reads conf/base + conf/verifiable only (never conf/local): the password
+    comes from WMTP_MLFLOW_* through conf/base/credentials.yml (oc.env), exported before the check."""
+    project = make_project("recipe-env-credentials")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    monkeypatch.setenv("WMTP_MLFLOW_USERNAME", ADMIN_USER)
+    monkeypatch.setenv("WMTP_MLFLOW_PASSWORD", "not-the-password")
+    with pytest.raises(RuntimeError, match=rf"refused the request: HTTP 401 \(not authenticated, user '{ADMIN_USER}'\)"):
+        run_session(project, params={"mlflow": {"run_name": "creds"}}, pipelines=["data_processing"], env="verifiable")
+    monkeypatch.setenv("WMTP_MLFLOW_PASSWORD", ADMIN_PASSWORD)
+    run_session(project, params={"mlflow": {"run_name": "creds"}}, pipelines=["data_processing"], env="verifiable")
+    client = MlflowClient(mlflow_server.uri)  # reads as the exported admin
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    (run,) = client.search_runs([experiment.experiment_id], "attributes.run_name = 'creds'")
+    assert run.info.status == "FINISHED" and run.data.params["training.stage2.beta"] == "1.2"  # conf/verifiable
+
+
 @pytest.fixture(scope="module")
 def tracked_run(mlflow_server, project_template, tmp_path_factory):
     """The whole pipeline, tracked on the server with the right password."""

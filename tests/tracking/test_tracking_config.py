@@ -72,6 +72,24 @@ def test_credentials_entry_is_exported(monkeypatch):
     assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
 
 
+def test_empty_credentials_leave_mlflow_variables_alone(monkeypatch):
+    """conf/base/credentials.yml resolves an unset WMTP_MLFLOW_PASSWORD to "": not exported."""
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "from-the-environment")
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    context = SimpleNamespace(env="verifiable", config_loader={"credentials": {
+        "mlflow_server": {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": ""}}})
+    export_credentials(context, {"server": {"credentials": "mlflow_server"}})
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "from-the-environment"
+
+
+def test_kedro_mlflow_is_not_given_the_credentials_entry(tmp_path):
+    """The plugin would export the empty values too; this project's hook exports them."""
+    loaded = {"server": {"mlflow_tracking_uri": "sqlite:///mlflow.db", "credentials": "mlflow_server"}}
+    assert mlflow_conf(loaded, tracking_options(_params(), env={}), tmp_path)["server"]["credentials"] is None
+    assert loaded["server"]["credentials"] == "mlflow_server"
+
+
 def test_params_are_flattened_with_dots():
     nested = {"training": {"stage2": {"beta": 0.9, "td_ema": {"enabled": False}}}, "tags": [1, 2]}
     assert flatten_params(nested) == {"training.stage2.beta": 0.9, "training.stage2.td_ema.enabled": False,
