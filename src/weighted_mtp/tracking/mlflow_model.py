@@ -106,6 +106,7 @@ def complete(model: Any, tokenizer: Any, instructions: Sequence[str], max_new_to
     """
     from weighted_mtp.data.collate import encode_prompts
     from weighted_mtp.generation import generate_text
+    from weighted_mtp.runtime.distributed import rank_local
 
     options = {**SAMPLING_DEFAULTS, **sampling}
     context = model.args.max_seq_len
@@ -116,12 +117,15 @@ def complete(model: Any, tokenizer: Any, instructions: Sequence[str], max_new_to
             raise ValueError(f"instruction {index}: its prompt is {length} tokens and the model's context "
                              f"is {context}; nothing is left to generate. Shorten the instruction.")
     responses: list[str] = [""] * len(instructions)
-    for budget in sorted(set(budgets)):  # one call per budget (every budget is the request's unless a prompt is long)
-        indices = [index for index, value in enumerate(budgets) if value == budget]
-        texts = generate_text(model, tokenizer, [instructions[index] for index in indices],
-                              max_new_tokens=budget, **options)
-        for index, text in zip(indices, texts):
-            responses[index] = text
+    # A pyfunc call is this process's own: under torchrun, generate() would otherwise split
+    # the prompts over ranks that never join (MLflow checks the input example on rank 0 alone).
+    with rank_local():
+        for budget in sorted(set(budgets)):  # one call per budget: the request's, unless a prompt is long
+            indices = [index for index, value in enumerate(budgets) if value == budget]
+            texts = generate_text(model, tokenizer, [instructions[index] for index in indices],
+                                  max_new_tokens=budget, **options)
+            for index, text in zip(indices, texts):
+                responses[index] = text
     return responses
 
 
