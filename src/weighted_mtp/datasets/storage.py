@@ -123,18 +123,18 @@ class Storage:
             return
         target = PurePosixPath(self.path)
         remote_staging = str(target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-        with tempfile.TemporaryDirectory(prefix="wmtp-upload-") as folder:
-            local = Path(folder, target.name)
-            local.mkdir()
-            fill(local)
-            self.fs.makedirs(str(target.parent), exist_ok=True)
-            self.fs.put(str(local), remote_staging, recursive=True)
         try:
+            with tempfile.TemporaryDirectory(prefix="wmtp-upload-") as folder:
+                local = Path(folder, target.name)
+                local.mkdir()
+                fill(local)
+                self.fs.makedirs(str(target.parent), exist_ok=True)
+                self.fs.put(str(local), remote_staging, recursive=True)
             if self.fs.exists(self.path):
                 self.fs.rm(self.path, recursive=True)
             self.fs.mv(remote_staging, self.path, recursive=True)
         finally:
-            if self.fs.exists(remote_staging):
+            if self.fs.exists(remote_staging):  # a failed upload or move leaves no staging folder
                 self.fs.rm(remote_staging, recursive=True)
 
     def copy_folder_to(self, relative: str, destination: Path) -> None:
