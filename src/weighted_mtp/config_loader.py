@@ -14,15 +14,18 @@ command and ``KedroSession.create`` alike.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.config import OmegaConfigLoader
+from kedro.io.core import get_protocol_and_path
 
 PRESET_VARIABLE = "WMTP_PRESET"
 DEFAULT_PRESET = "micro"
 PRESETS_DIR = "presets"
 LAYERED_KEYS = ("parameters", "catalog", "globals", "mlflow")
+_ARCHIVES = ("tar", "zip")
 
 
 def active_preset() -> str:
@@ -30,18 +33,72 @@ def active_preset() -> str:
     return os.environ.get(PRESET_VARIABLE, "").strip() or DEFAULT_PRESET
 
 
-def preset_dir(conf_source: str | Path, preset: str | None = None) -> Path:
-    """``conf/presets/<preset>``; raises with the available names when it does not exist."""
-    preset = preset or active_preset()
-    root = Path(conf_source) / PRESETS_DIR
-    path = root / preset
-    if not path.is_dir():
-        available = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        raise ValueError(
-            f"{PRESET_VARIABLE}={preset!r}: no preset folder {path}; available presets: "
-            f"{', '.join(available) or 'none'}"
-        )
-    return path
+@dataclass(frozen=True)
+class ConfTree:
+    """The conf folder as Kedro's config loader reads it, through one fsspec filesystem.
+
+    ``conf_source`` may be a local folder, the archive ``kedro package`` writes
+    (``--conf-source dist/conf-weighted_mtp.tar.gz``, or a zip) or a remote URL; pathlib
+    would only see the first. The root inside the filesystem is found as
+    ``OmegaConfigLoader`` finds it, so a preset folder is read from where base and the env
+    are read.
+
+    Attributes:
+        fs: The filesystem (``file``, ``tar``, ``zip``, ``s3``, ...).
+        root: The conf folder's path in ``fs`` (for an archive, its top folder: ``conf``).
+    """
+
+    fs: Any
+    root: str
+
+    @classmethod
+    def of(cls, conf_source: str | Path) -> ConfTree:
+        source = str(conf_source)
+        fs, protocol = OmegaConfigLoader._initialise_filesystem_and_protocol(source)
+        if protocol in _ARCHIVES:
+            return cls(fs, fs.ls("", detail=False)[-1])  # the archive's top folder, as Kedro reads it
+        return cls(fs, source if protocol == "file" else get_protocol_and_path(source)[1])
+
+    def path(self, *parts: str) -> str:
+        """``root/part/...`` in the filesystem."""
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def preset_dir(self, preset: str | None = None) -> str:
+        """``<root>/presets/<preset>``; raises with the available names when it does not exist.
+
+        Raises:
+            ValueError: No such preset folder (the message lists the ones there are).
+        """
+        preset = preset or active_preset()
+        root, path = self.path(PRESETS_DIR), self.path(PRESETS_DIR, preset)
+        if not self.fs.isdir(path):
+            available = sorted(PurePosixPath(entry).name for entry in self.fs.ls(root, detail=False)
+                               if self.fs.isdir(entry)) if self.fs.isdir(root) else []
+            raise ValueError(
+                f"{PRESET_VARIABLE}={preset!r}: no preset folder {path}; available presets: "
+                f"{', '.join(available) or 'none'}"
+            )
+        return path
+
+    def files(self, folder: str, pattern: str) -> list[str]:
+        """Files under ``folder`` matching the glob ``pattern``, sorted."""
+        return sorted(self.fs.glob(f"{folder.rstrip('/')}/{pattern}"))
+
+    def read_text(self, path: str) -> str:
+        with self.fs.open(path, "rb") as handle:
+            return handle.read().decode("utf-8")
+
+    def label(self, path: str) -> str:
+        """``path`` relative to the folder that holds the conf folder: ``conf/base/parameters.yml``."""
+        strip = self.fs._strip_protocol
+        parent, target = PurePosixPath(strip(self.root)).parent, PurePosixPath(strip(path))
+        return str(target) if str(parent) in ("", ".") else str(target.relative_to(parent))
+
+
+def preset_dir(conf_source: str | Path, preset: str | None = None) -> str:
+    """``conf/presets/<preset>`` of ``conf_source`` (a folder, an archive or a URL); see
+    :meth:`ConfTree.preset_dir`."""
+    return ConfTree.of(conf_source).preset_dir(preset)
 
 
 class PresetConfigLoader(OmegaConfigLoader):
@@ -64,7 +121,7 @@ class PresetConfigLoader(OmegaConfigLoader):
             return super()._resolve_from_raw_config(
                 key, base_configs, env_configs, base_path, env_path, processed_files
             )
-        layer_path = str(preset_dir(self.conf_source))
+        layer_path = ConfTree.of(self.conf_source).preset_dir()
         patterns = [*self.config_patterns[key]]
         preset_configs = self._read_dir_configs(layer_path, patterns, key, processed_files, False)
         base = super()._resolve_from_raw_config(key, base_configs, {}, base_path, base_path, processed_files)
@@ -96,15 +153,15 @@ def parameter_sources(
     """
     import yaml  # local: only the dry run needs it
 
-    conf_source = Path(conf_source)
-    layers = [conf_source / base_env, preset_dir(conf_source)]
+    tree = ConfTree.of(conf_source)
+    layers = [tree.path(base_env), tree.preset_dir()]
     if env and env != base_env:
-        layers.append(conf_source / env)
+        layers.append(tree.path(env))
     sources: dict[str, str] = {}
     for layer in layers:
-        for path in sorted(layer.glob("**/parameters*.y*ml")):
-            label = str(path.relative_to(conf_source.parent))
-            for key in _leaf_keys(yaml.safe_load(path.read_text()) or {}):
+        for path in tree.files(layer, "**/parameters*.y*ml"):
+            label = tree.label(path)
+            for key in _leaf_keys(yaml.safe_load(tree.read_text(path)) or {}):
                 sources[key] = label
     for key in _leaf_keys(runtime_params or {}):
         sources[key] = RUNTIME_SOURCE

@@ -14,7 +14,8 @@ for this project:
 So: nothing touches MLflow until the pipeline starts; then the parameters are validated,
 the store is checked (a server: one request; a sqlite file: writable; one clear line),
 kedro-mlflow creates the experiment and starts the run, and this hook logs the flattened parameters, tags, the
-config file, checkpoints and ``metrics.json`` (the token-weight histogram is a node's catalog output). Per-step
+config file, the best model (an MLflow model), optional checkpoints and ``metrics.json`` (the token-weight
+histogram is a node's catalog output). Per-step
 metrics come from the training loops (``weighted_mtp.tracking.backend``).
 
 :class:`DistributedHooks` turns the N copies of the pipeline that ``torchrun`` starts into
@@ -58,6 +59,7 @@ from weighted_mtp.tracking.server import check_tracking_store, local_artifact_lo
 log = logging.getLogger(__name__)
 
 METRICS_DATASET = "metrics"  # logged as metrics.json
+BEST_MODEL_DATASET = "best_model@model"  # logged as the MLflow model (mlflow.log_model)
 HOST_TAG, PID_TAG = "wmtp.host", "wmtp.pid"  # who runs it: a later run can tell an abandoned run
 MODEL_PARAMETERS_TAG = "model_parameters"
 
@@ -165,6 +167,8 @@ class TrackingHooks:
         self._options: TrackingOptions | None = None
         self._client: MlflowClient | None = None
         self._run_id: str | None = None
+        self._catalog: Any = None
+        self._mlflow_yml: Mapping[str, Any] = {}
         self._started = 0.0
         self._counted = False
         self._signals = StopSignals()
@@ -174,7 +178,8 @@ class TrackingHooks:
         """Resolve the tracking choices; give kedro-mlflow its config. No MLflow I/O here."""
         self._context, self._run_id, self._counted = context, None, False
         self._options = tracking_options(context.params)
-        conf = mlflow_conf(_loaded_mlflow_yml(context), self._options, context.project_path)
+        self._mlflow_yml = _loaded_mlflow_yml(context)
+        conf = mlflow_conf(self._mlflow_yml, self._options, context.project_path)
         context.config_loader["mlflow"] = conf  # what kedro-mlflow reads when the run starts
         # For `kedro mlflow ui` and notebooks; replaced by the set-up config at run start.
         context.__setattr__("mlflow", KedroMlflowConfig.model_validate(conf))
@@ -195,7 +200,7 @@ class TrackingHooks:
             switch_catalog_logging(catalog, False)
             return
         conf = self._context.config_loader["mlflow"]
-        export_credentials(self._context, conf)
+        export_credentials(self._context, self._mlflow_yml)
         check_tracking_store(conf["server"]["mlflow_tracking_uri"])
         self._plugin.after_context_created(self._context)  # tracking URI, experiment
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
@@ -203,6 +208,7 @@ class TrackingHooks:
             self._options.run_name or f"{self._options.recipe}/{'+'.join(names)}")
         self._plugin.before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
         self._run_id = mlflow.active_run().info.run_id
+        self._catalog = catalog
         self._client = MlflowClient(mlflow.get_tracking_uri())
         self._started = time.time()
         self._record_run()
@@ -228,9 +234,13 @@ class TrackingHooks:
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
-        """The run's metrics report, as ``metrics.json``."""
-        if self._run_id is not None and dataset_name == METRICS_DATASET:
+        """The run's metrics report, as ``metrics.json``; the best model, as the MLflow model."""
+        if self._run_id is None:
+            return
+        if dataset_name == METRICS_DATASET:
             self._client.log_dict(self._run_id, data, "metrics.json")
+        elif dataset_name == BEST_MODEL_DATASET and self._options.log_model:
+            self._log_model()
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -276,6 +286,19 @@ class TrackingHooks:
                 self._client.set_tag(self._run_id, MODEL_PARAMETERS_TAG, str(count))
                 self._counted = True
                 return
+
+    def _log_model(self) -> None:
+        """The model directory the catalog just saved, as the pyfunc ``model`` of the run."""
+        from weighted_mtp.tracking.mlflow_model import DEFAULT_MAX_NEW_TOKENS, log_code_model
+
+        dataset = self._catalog.get(BEST_MODEL_DATASET)
+        if not hasattr(dataset, "local_directory"):
+            log.warning("%s is a %s, not a model directory dataset: no MLflow model is logged",
+                        BEST_MODEL_DATASET, type(dataset).__name__)
+            return
+        budget = (self._context.params.get("evaluation") or {}).get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
+        with dataset.local_directory() as folder:
+            log_code_model(folder, max_new_tokens=budget, register_as=self._options.register_as)
 
     def _upload_checkpoints(self, summary: Mapping[str, Any]) -> None:
         from weighted_mtp.tracking.artifacts import checkpoint_files, log_checkpoints
@@ -452,10 +475,13 @@ def mlflow_conf(loaded: Mapping[str, Any], options: TrackingOptions, project_pat
     The experiment name comes from the parameters; the tracking URI is resolved
     (mlflow.yml, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``) with a relative
     sqlite file anchored at the project; a new experiment in a local store keeps its
-    artifacts next to the database rather than in the working directory.
+    artifacts next to the database rather than in the working directory. The credentials
+    entry is left out: :func:`export_credentials` exports it (the plugin would also export
+    empty values, wiping MLflow's own variables).
     """
     conf = copy.deepcopy(dict(loaded))
     server = conf.setdefault("server", {})
+    server["credentials"] = None
     uri = resolve_tracking_uri(server.get("mlflow_tracking_uri"), project_path)
     server["mlflow_tracking_uri"] = uri
     experiment = conf.setdefault("tracking", {}).setdefault("experiment", {})
@@ -469,7 +495,8 @@ def mlflow_conf(loaded: Mapping[str, Any], options: TrackingOptions, project_pat
 
 def export_credentials(context: Any, conf: Mapping[str, Any]) -> None:
     """Put ``credentials.yml[server.credentials]`` into the environment, as kedro-mlflow
-    does, but before the server check and with an error when the entry is missing.
+    does, but before the server check, without empty values (an unset ``${oc.env:...}``
+    leaves MLflow's own variables alone) and with an error when the entry is missing.
 
     Raises:
         RuntimeError: When mlflow.yml names a credentials entry the env does not have.
@@ -485,10 +512,12 @@ def export_credentials(context: Any, conf: Mapping[str, Any]) -> None:
         raise RuntimeError(
             f"mlflow.yml sets server.credentials: {key!r} but no credentials.yml of env "
             f"{context.env or 'local'!r} (or base) has that entry. Note: conf/local is only read "
-            "without --env; use MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD otherwise."
+            "without --env; conf/base/credentials.yml is read by every env (values from "
+            "${oc.env:...}), or use MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD."
         )
-    for name, value in credentials[key].items():
-        os.environ[str(name)] = str(value)
+    for name, value in (credentials[key] or {}).items():
+        if value is not None and str(value) != "":
+            os.environ[str(name)] = str(value)
 
 
 def _loaded_mlflow_yml(context: Any) -> Mapping[str, Any]:

@@ -86,6 +86,8 @@ def test_one_mlflow_run_with_each_metric_once_per_step(run):
     assert tracked.data.params["stage2/steps_per_epoch"] == "5"  # 38 rows per rank, not 76
     metrics = json.loads((run["project"] / "data/08_reporting/metrics.json").read_text())
     assert tracked.data.metrics["stage2/val_loss"] == pytest.approx(metrics["stage2"]["metrics"]["val_loss"])
+    (model,) = client.search_logged_models([experiment.experiment_id])  # rank 0 alone logs the best model
+    assert model.source_run_id == tracked.info.run_id and model.name == "model"
 
 
 def test_checkpoints_are_written_once_by_rank_0_and_load(run):

@@ -71,7 +71,7 @@ def make_project(project_template, tmp_path, monkeypatch):
     """``make_project("name")`` → a fresh project copy whose data paths point inside it
     (``WMTP_DATA_ROOT``), with no MLflow credentials in the environment."""
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_EXPERIMENT_NAME",
-                 "MLFLOW_RUN_ID", "WMTP_MLFLOW_RUN_NAME"):
+                 "MLFLOW_RUN_ID", "WMTP_MLFLOW_RUN_NAME", "WMTP_MLFLOW_USERNAME", "WMTP_MLFLOW_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WMTP_PROGRESS", "0")
 

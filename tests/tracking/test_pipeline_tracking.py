@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 import torch
 import yaml
@@ -80,6 +81,23 @@ def test_wrong_password_fails_fast_with_uri_and_status(mlflow_server, make_proje
     assert not (project / "data" / "05_model_input" / "train.jsonl").exists()  # no node ran
 
 
+def test_credentials_reach_a_recipe_env_run_through_conf_base(mlflow_server, make_project, monkeypatch):
+    """--env verifiable reads conf/base + conf/verifiable only (never conf/local): the password
+    comes from WMTP_MLFLOW_* through conf/base/credentials.yml (oc.env), exported before the check."""
+    project = make_project("recipe-env-credentials")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    monkeypatch.setenv("WMTP_MLFLOW_USERNAME", ADMIN_USER)
+    monkeypatch.setenv("WMTP_MLFLOW_PASSWORD", "not-the-password")
+    with pytest.raises(RuntimeError, match=rf"refused the request: HTTP 401 \(not authenticated, user '{ADMIN_USER}'\)"):
+        run_session(project, params={"mlflow": {"run_name": "creds"}}, pipelines=["data_processing"], env="verifiable")
+    monkeypatch.setenv("WMTP_MLFLOW_PASSWORD", ADMIN_PASSWORD)
+    run_session(project, params={"mlflow": {"run_name": "creds"}}, pipelines=["data_processing"], env="verifiable")
+    client = MlflowClient(mlflow_server.uri)  # reads as the exported admin
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    (run,) = client.search_runs([experiment.experiment_id], "attributes.run_name = 'creds'")
+    assert run.info.status == "FINISHED" and run.data.params["training.stage2.beta"] == "1.2"  # conf/verifiable
+
+
 @pytest.fixture(scope="module")
 def tracked_run(mlflow_server, project_template, tmp_path_factory):
     """The whole pipeline, tracked on the server with the right password."""
@@ -122,7 +140,7 @@ def test_run_has_flattened_params_and_tags(tracked_run):
     params, tags = run.data.params, run.data.tags
     assert params["training.stage2.beta"] == "0.9"
     assert params["models.policy.micro.dim"] == "32"  # --params reach the record
-    assert params["mlflow.log_checkpoints"] == "best"
+    assert params["mlflow.log_checkpoints"] == "none" and params["mlflow.log_model"] == "True"
     assert not any(key.startswith("parameters.") for key in params)  # not kedro-mlflow's per-node copy
     assert int(params["stage2/total_steps"]) >= 3  # logged by the loop through the backend
     assert tags["recipe"] == "verifiable"
@@ -150,18 +168,28 @@ def test_metrics_are_step_indexed_per_stage(tracked_run):
     assert "pretrain/train/loss" in run.data.metrics
 
 
-def test_artifacts_hold_config_plots_report_and_best_checkpoints(tracked_run):
+def test_artifacts_hold_config_plots_report_and_the_model_not_checkpoints(tracked_run):
     client, run, project, _ = tracked_run
     files = set(_artifacts(client, run.info.run_id))
     assert {"config/parameters.yml", "metrics.json", "plots/stage2_loss.png",
             "plots/stage2_head_losses.png", "plots/stage1_loss.png", "plots/pretrain_loss.png",
-            "plots/stage2_token_weights.png", "checkpoints/stage1/checkpoint_stage1_best.pt",
-            "checkpoints/stage2/checkpoint_stage2_best.pt"} <= files
-    assert not any("final" in name or "epoch" in name for name in files)  # log_checkpoints: best
+            "plots/stage2_token_weights.png"} <= files
+    assert not any(name.endswith(".pt") for name in files)  # log_checkpoints: none by default
     config = Path(client.download_artifacts(run.info.run_id, "config/parameters.yml", str(project)))
     assert yaml.safe_load(config.read_text())["training"]["stage2"]["beta"] == 0.9
     png = Path(client.download_artifacts(run.info.run_id, "plots/stage2_loss.png", str(project)))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_best_model_is_served_from_the_server(tracked_run, mlflow_server, monkeypatch):
+    """The pyfunc model went through the basic-auth server's artifact proxy and loads back."""
+    _, run, _, _ = tracked_run
+    for key, value in {"MLFLOW_TRACKING_URI": mlflow_server.uri, "MLFLOW_TRACKING_USERNAME": ADMIN_USER,
+                       "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD}.items():
+        monkeypatch.setenv(key, value)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    (completion,) = model.predict(["Print the sum of two integers."], params={"max_new_tokens": 4})
+    assert isinstance(completion, str)
 
 
 def test_evaluation_metrics_and_artifacts_reach_the_run(tracked_run):

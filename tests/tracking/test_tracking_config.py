@@ -72,6 +72,24 @@ def test_credentials_entry_is_exported(monkeypatch):
     assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
 
 
+def test_empty_credentials_leave_mlflow_variables_alone(monkeypatch):
+    """conf/base/credentials.yml resolves an unset WMTP_MLFLOW_PASSWORD to "": not exported."""
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "from-the-environment")
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    context = SimpleNamespace(env="verifiable", config_loader={"credentials": {
+        "mlflow_server": {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": ""}}})
+    export_credentials(context, {"server": {"credentials": "mlflow_server"}})
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "from-the-environment"
+
+
+def test_kedro_mlflow_is_not_given_the_credentials_entry(tmp_path):
+    """The plugin would export the empty values too; this project's hook exports them."""
+    loaded = {"server": {"mlflow_tracking_uri": "sqlite:///mlflow.db", "credentials": "mlflow_server"}}
+    assert mlflow_conf(loaded, tracking_options(_params(), env={}), tmp_path)["server"]["credentials"] is None
+    assert loaded["server"]["credentials"] == "mlflow_server"
+
+
 def test_params_are_flattened_with_dots():
     nested = {"training": {"stage2": {"beta": 0.9, "td_ema": {"enabled": False}}}, "tags": [1, 2]}
     assert flatten_params(nested) == {"training.stage2.beta": 0.9, "training.stage2.td_ema.enabled": False,
@@ -104,3 +122,48 @@ def test_sharded_checkpoints_are_uploaded_once_complete(tmp_path):
     summary = {"stage": "stage2", "best_checkpoint": str(best), "final_checkpoint": None}
     assert checkpoint_files(summary, "best", since=0) == [best]
     assert checkpoint_files(summary, "all", since=0) == [best]
+
+
+def test_the_model_is_logged_and_checkpoints_are_not_by_default():
+    options = tracking_options(_params(), env={})
+    assert options.log_model and options.register_as is None and options.log_checkpoints == "none"
+    assert tracking_options(_params(register_as="wmtp-coder"), env={}).register_as == "wmtp-coder"
+    assert not tracking_options(_params(log_model=False), env={}).log_model
+
+
+def test_registering_needs_the_logged_model():
+    from weighted_mtp.config.schema import MlflowConfig
+
+    with pytest.raises(ValueError, match="register_as: 'wmtp' registers the logged model, but log_model is false"):
+        MlflowConfig(log_model=False, register_as="wmtp")
+    assert MlflowConfig().log_checkpoints == "none" and MlflowConfig().log_model
+
+
+def test_pyfunc_input_becomes_instruction_strings():
+    import pandas as pd
+
+    from weighted_mtp.tracking.mlflow_model import instructions_of
+
+    assert instructions_of(pd.DataFrame({0: ["a", "b"]})) == ["a", "b"]  # what pyfunc hands over
+    assert instructions_of(["a"]) == ["a"] and instructions_of("a") == ["a"]
+    assert instructions_of(pd.Series(["a", "b"])) == ["a", "b"]
+    with pytest.raises(ValueError, match="expected instruction strings; item 1 is int"):
+        instructions_of(["a", 3])
+
+
+def test_a_prompt_that_fills_the_context_is_named():
+    import torch
+
+    from weighted_mtp.data import train_bpe_tokenizer
+    from weighted_mtp.models import MetaLlamaMTPAdapter
+    from weighted_mtp.models.micro import micro_args
+    from weighted_mtp.tracking.mlflow_model import complete
+
+    tokenizer = train_bpe_tokenizer(["print(1)\n"] * 20, vocab_size=300)
+    torch.manual_seed(0)
+    model = MetaLlamaMTPAdapter(micro_args(len(tokenizer), dim=32, n_layers=2, n_heads=2, n_kv_heads=1,
+                                           n_future_tokens=2, max_seq_len=512))
+    with pytest.raises(ValueError, match=r"instruction 1: its prompt is \d+ tokens and the model's context is 512"):
+        complete(model, tokenizer, ["x", "a long instruction " * 40])
+    short, = complete(model, tokenizer, ["x"], max_new_tokens=1000)  # the budget shrinks to what is left
+    assert isinstance(short, str)

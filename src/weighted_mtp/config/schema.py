@@ -139,7 +139,18 @@ class MlflowConfig(Section):
     enabled: bool = True
     experiment_name: Optional[str] = None
     run_name: Optional[str] = None
-    log_checkpoints: Literal["best", "all", "none"] = "best"
+    log_model: bool = True
+    """Log the exported best model as the MLflow pyfunc model ``model`` of the run."""
+    register_as: Optional[NonEmpty] = None
+    """Also register that model under this name in the model registry (needs log_model)."""
+    log_checkpoints: Literal["best", "all", "none"] = "none"
+    """Training checkpoints (.pt, with optimizer state) uploaded as artifacts."""
+
+    @model_validator(mode="after")
+    def _register_needs_the_model(self) -> MlflowConfig:
+        if self.register_as is not None and not self.log_model:
+            raise ValueError(f"register_as: {self.register_as!r} registers the logged model, but log_model is false")
+        return self
 
     @model_validator(mode="after")
     def _run_name_is_one_line(self) -> MlflowConfig:

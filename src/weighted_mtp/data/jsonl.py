@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from weighted_mtp.runtime.files import atomic_file
 
@@ -41,20 +41,39 @@ def read_jsonl(
             ``check``; the message names the file, the 1-based line number and the reason.
     """
     path = Path(path)
+    with path.open("rb") as handle:
+        return parse_jsonl(handle, path, check)
+
+
+def parse_jsonl(
+    handle: IO[bytes], source: PathLike, check: Callable[[dict[str, Any]], None] | None = None
+) -> list[dict[str, Any]]:
+    """Reads JSONL records from a binary handle (a local file, or one fsspec opened).
+
+    Args:
+        handle: Opened for binary reading.
+        source: What errors name as the file (its path or URL).
+        check: As for :func:`read_jsonl`.
+
+    Returns:
+        One dict per non-blank line, in order.
+
+    Raises:
+        ValueError: As for :func:`read_jsonl`, naming ``source`` and the line.
+    """
     records: list[dict[str, Any]] = []
     # Binary, decoded line by line: a decoding error from a text-mode file has no line number.
-    with path.open("rb") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            line = _decode_line(raw, path, line_number)
-            if line.strip():
-                records.append(_parse_line(line, path, line_number))
-                if check is not None:
-                    _check_record(check, records[-1], path, line_number)
+    for line_number, raw in enumerate(handle, start=1):
+        line = _decode_line(raw, source, line_number)
+        if line.strip():
+            records.append(_parse_line(line, source, line_number))
+            if check is not None:
+                _check_record(check, records[-1], source, line_number)
     return records
 
 
 def _check_record(
-    check: Callable[[dict[str, Any]], None], record: dict[str, Any], path: Path, line_number: int
+    check: Callable[[dict[str, Any]], None], record: dict[str, Any], path: PathLike, line_number: int
 ) -> None:
     """Runs ``check`` on one record, adding the file and line to its reason."""
     try:
@@ -63,7 +82,7 @@ def _check_record(
         raise ValueError(f"{path}:{line_number}: {error}") from error
 
 
-def _decode_line(raw: bytes, path: Path, line_number: int) -> str:
+def _decode_line(raw: bytes, path: PathLike, line_number: int) -> str:
     """Decodes one line as UTF-8, naming the file, line and byte when it is not UTF-8."""
     try:
         return raw.decode("utf-8")
@@ -74,7 +93,7 @@ def _decode_line(raw: bytes, path: Path, line_number: int) -> str:
         ) from error
 
 
-def _parse_line(line: str, path: Path, line_number: int) -> dict[str, Any]:
+def _parse_line(line: str, path: PathLike, line_number: int) -> dict[str, Any]:
     """Parses one JSONL line, naming the file and line when it is not a JSON object."""
     try:
         value = json.loads(line)
@@ -107,9 +126,14 @@ def write_jsonl(path: PathLike, records: Iterable[Mapping[str, Any]]) -> None:
             message gives the record's 0-based index. No file is left behind.
     """
     with atomic_file(path, "w", encoding="utf-8", newline="\n") as handle:
-        for index, record in enumerate(records):
-            handle.write(_dump_record(record, index))
-            handle.write("\n")
+        dump_jsonl(handle, records)
+
+
+def dump_jsonl(handle: IO[str], records: Iterable[Mapping[str, Any]]) -> None:
+    """Writes records as JSON lines to a text handle (see :func:`write_jsonl`)."""
+    for index, record in enumerate(records):
+        handle.write(_dump_record(record, index))
+        handle.write("\n")
 
 
 def _dump_record(record: Mapping[str, Any], index: int) -> str:

@@ -31,7 +31,7 @@ SPECIAL_TOKENS = (UNK_TOKEN, BOS_TOKEN, EOS_TOKEN, PAD_TOKEN)
 # Sequences are truncated by encode_record's max_length, never by the tokenizer.
 _NO_LENGTH_LIMIT = 1_000_000_000
 # Files that mark a directory as a Hugging Face tokenizer folder.
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
 
 def train_bpe_tokenizer(
@@ -124,11 +124,11 @@ def resolve_tokenizer_dir(path: str | os.PathLike[str]) -> Path:
     """Finds the tokenizer folder for ``path`` (see ``load_tokenizer``)."""
     path = Path(path)
     for candidate in (path / "tokenizer", path):
-        if candidate.is_dir() and any((candidate / name).is_file() for name in _TOKENIZER_FILES):
+        if candidate.is_dir() and any((candidate / name).is_file() for name in TOKENIZER_FILES):
             return candidate
     raise FileNotFoundError(
         f"no tokenizer at {path}: expected {path / 'tokenizer'}/ or {path}/ to contain one of "
-        f"{', '.join(_TOKENIZER_FILES)}; train one with train_bpe_tokenizer and save_pretrained"
+        f"{', '.join(TOKENIZER_FILES)}; train one with train_bpe_tokenizer and save_pretrained"
     )
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
 
-from weighted_mtp.runtime.files import replace_directory, staging_directory
+from weighted_mtp.datasets.storage import Storage
+
+METADATA_FILE = "metadata.json"  # models.checkpoint_io.METADATA_FILE (not imported: it would load torch)
+TOKENIZER_FOLDER = "tokenizer"  # models.checkpoint_io.TOKENIZER_DIR
 
 
 @dataclass
@@ -26,37 +29,45 @@ class ModelDirectoryDataset(AbstractDataset[Any, Any]):
     ``save`` writes the whole directory (weights, metadata, and ``tokenizer/`` when a
     :class:`ModelBundle` carries one) next to the target, then swaps it in, so a crash
     mid-save leaves the previous model readable. ``load`` returns the adapter on CPU; the
-    node that uses it decides the device.
+    node that uses it decides the device. ``path`` may be local or any fsspec URL
+    (``memory:///models/best``, ``s3://bucket/models/best``): the directory is then
+    written locally and uploaded, or downloaded and loaded.
     """
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
+    def __init__(self, path: str, credentials: dict[str, Any] | None = None,
+                 fs_args: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> None:
+        self._storage = Storage(path, credentials, fs_args)
+        self._path = self._storage.path  # where kedro-mlflow's artifact wrapper looks
         self.metadata = metadata
 
     def load(self) -> Any:
         from weighted_mtp.models import MetaLlamaMTPAdapter
 
-        return MetaLlamaMTPAdapter.from_pretrained(self._path, device="cpu")
+        with self._storage.local_directory() as folder:
+            return MetaLlamaMTPAdapter.from_pretrained(folder, device="cpu")
 
     def save(self, data: Any) -> None:
         bundle = data if isinstance(data, ModelBundle) else ModelBundle(adapter=data)
-        staging = staging_directory(self._path)
-        try:
-            bundle.adapter.save_pretrained(staging)
+
+        def fill(folder: Path) -> None:
+            bundle.adapter.save_pretrained(folder)
             if bundle.tokenizer is not None:
-                bundle.tokenizer.save_pretrained(str(staging / "tokenizer"))
-            elif (self._path / "tokenizer").is_dir():
-                shutil.copytree(self._path / "tokenizer", staging / "tokenizer")
-            replace_directory(staging, self._path)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+                bundle.tokenizer.save_pretrained(str(folder / TOKENIZER_FOLDER))
+            elif self._storage.isdir(TOKENIZER_FOLDER):  # keep the tokenizer the folder had
+                self._storage.copy_folder_to(TOKENIZER_FOLDER, folder / TOKENIZER_FOLDER)
+
+        self._storage.write_directory(fill)
+
+    def local_directory(self) -> AbstractContextManager[Path]:
+        """The saved directory as a local folder (a temporary download when it is not local),
+        e.g. to log it as an MLflow model."""
+        return self._storage.local_directory()
 
     def _exists(self) -> bool:
-        return (self._path / "metadata.json").is_file()
+        return self._storage.isfile(METADATA_FILE)
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
-
+        return {"path": str(self._storage)}
 
 
 class ModelDirectoryPath(AbstractDataset[Any, Path]):
@@ -66,22 +77,28 @@ class ModelDirectoryPath(AbstractDataset[Any, Path]):
     ``best_model@path``): Kedro orders the reader after the node that writes the model,
     while the reader decides whether and where to load it (evaluation may be pointed at
     another directory, and loads onto its own device), so a missing best model is the
-    reader's error to explain, not the catalog's.
+    reader's error to explain, not the catalog's. A directory that is not local is
+    downloaded to a temporary folder (removed when the process exits) and that path is
+    returned.
     """
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
+    def __init__(self, path: str, credentials: dict[str, Any] | None = None,
+                 fs_args: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> None:
+        self._storage = Storage(path, credentials, fs_args)
+        self._path = self._storage.path
         self.metadata = metadata
 
     def load(self) -> Path:
-        return self._path
+        if self._storage.is_local or not self._exists():
+            return Path(self._storage.path)  # a missing model is the reader's to explain
+        return self._storage.local_copy()
 
     def save(self, data: Any) -> None:
-        raise NotImplementedError(f"{self._path}: a ModelDirectoryPath is read-only; save the model "
+        raise NotImplementedError(f"{self._storage}: a ModelDirectoryPath is read-only; save the model "
                                   "through its ModelDirectoryDataset entry (…@model)")
 
     def _exists(self) -> bool:
-        return (self._path / "metadata.json").is_file()
+        return self._storage.isfile(METADATA_FILE)
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
+        return {"path": str(self._storage)}

@@ -7,6 +7,8 @@
 - :mod:`.server`: tracking URI handling and the fail-fast server check.
 - :mod:`.run_record`: params, tags and config of a run.
 - :mod:`.artifacts`: checkpoints and the token-weight histogram.
+- :mod:`.mlflow_model`: the best model as an MLflow ``pyfunc`` model that generates code
+  (``pyfunc_entry.py`` is its code file).
 - :mod:`.plots`: PNG figures (matplotlib, Agg, no pyplot state).
 
 Only ``weighted_mtp.hooks`` wires this into Kedro. Importing this package does not import

@@ -1,9 +1,10 @@
 """Checkpoint files a run uploads, and the token-weight histogram the stage-2 pipeline plots.
 
-``mlflow.log_checkpoints`` decides the checkpoints: ``best`` (default) uploads each stage's
-``checkpoint_{stage}_best.pt``, ``all`` every checkpoint file the stage wrote in this run,
-``none`` nothing. A 7B checkpoint with optimizer state is tens of GB, hence the choice.
-A sharded run's checkpoints are complete ``.dcp`` folders, uploaded as folders.
+``mlflow.log_checkpoints`` decides the checkpoints: ``none`` (default: the run's model is
+the MLflow model of :mod:`.mlflow_model`) uploads nothing, ``best`` each stage's
+``checkpoint_{stage}_best.pt``, ``all`` every checkpoint file the stage wrote in this run.
+A 7B checkpoint with optimizer state is tens of GB, hence the choice. A sharded run's
+checkpoints are complete ``.dcp`` folders, uploaded as folders.
 """
 
 from __future__ import annotations

@@ -30,14 +30,18 @@ class TrackingOptions:
         run_name: ``mlflow.run_name``, else ``$WMTP_MLFLOW_RUN_NAME``; None lets the hook
             name the run ``<recipe>/<pipelines>``.
         recipe: ``project.recipe``.
-        log_checkpoints: ``best``, ``all`` or ``none``.
+        log_checkpoints: ``none``, ``best`` or ``all``.
+        log_model: Log the best model as an MLflow model.
+        register_as: Register that model under this name, or None.
     """
 
     enabled: bool
     experiment_name: str
     run_name: str | None
     recipe: str
-    log_checkpoints: str = "best"
+    log_checkpoints: str = "none"
+    log_model: bool = True
+    register_as: str | None = None
 
 
 def tracking_options(
@@ -56,7 +60,7 @@ def tracking_options(
     env = os.environ if env is None else env
     block = params.get("mlflow") or {}
     recipe = str((params.get("project") or {}).get("recipe", "default"))
-    policy = str(block.get("log_checkpoints", "best"))
+    policy = str(block.get("log_checkpoints", "none"))
     main = is_main_process(env) if is_main is None else is_main
     return TrackingOptions(
         enabled=bool(block.get("enabled", True)) and main,
@@ -65,4 +69,6 @@ def tracking_options(
         run_name=block.get("run_name") or env.get(RUN_NAME_ENV) or None,
         recipe=recipe,
         log_checkpoints=policy,
+        log_model=bool(block.get("log_model", True)),
+        register_as=block.get("register_as") or None,
     )

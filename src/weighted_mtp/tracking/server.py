@@ -146,8 +146,9 @@ def _raise_for_status(uri: str, status: int, body: str, username: str | None) ->
         raise RuntimeError(
             f"MLflow tracking server {uri} refused the request: HTTP {status} "
             f"({'not authenticated' if status == 401 else 'permission denied'}, {who}). Set "
-            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (environment, .env, or "
-            "conf/local/credentials.yml with server.credentials in mlflow.yml)."
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or WMTP_MLFLOW_USERNAME and "
+            "WMTP_MLFLOW_PASSWORD (read through conf/base/credentials.yml in every env; "
+            'docs/MLFLOW.md, "Credentials").'
         )
     raise RuntimeError(
         f"MLflow tracking server {uri} answered HTTP {status} to {_SEARCH_ENDPOINT}: "
