@@ -124,10 +124,33 @@ def run_torchrun(args: list[str], cwd: Path, env: dict[str, str], timeout: float
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
-        process.communicate()
+        kill_tree(process)
         raise
     return subprocess.CompletedProcess(command, process.returncode, output, None)
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a launcher and every process under it. torchrun starts each worker in its own
+    session, so killing the launcher's process group leaves the workers alive, holding the
+    output pipe open: waiting for the output would then hang the test suite."""
+    pids, queue = [], [process.pid]
+    while queue:
+        pid = queue.pop()
+        pids.append(pid)
+        for children in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                queue.extend(int(child) for child in children.read_text().split())
+            except OSError:
+                pass
+    for pid in reversed(pids):  # workers first, so the launcher cannot restart them
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    try:
+        process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def run_two_nodes(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> list[subprocess.CompletedProcess]:
@@ -152,8 +175,6 @@ def run_two_nodes(args: list[str], cwd: Path, env: dict[str, str], timeout: floa
             results.append(subprocess.CompletedProcess(process.args, process.returncode, output, None))
     except subprocess.TimeoutExpired:
         for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, 9)
-            process.communicate()
+            kill_tree(process)
         raise
     return results

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -135,3 +136,21 @@ def test_settings_disable_kedro_viz_hooks_and_quiet_logs_on_other_ranks(rank, di
     plugins, level = result.stdout.strip().splitlines()[-1].rsplit(" ", 1)
     assert plugins == str(disabled)
     assert (int(level) == 30) == (rank == "1")  # WARNING on rank 1 only
+
+
+def test_kill_tree_ends_workers_that_left_the_launchers_session():
+    """What run_torchrun does on a timeout: torchrun's workers run in their own sessions and
+    hold the output pipe, so only killing each process lets the test read to the end."""
+    from dist_helpers import kill_tree
+
+    worker = "import time; time.sleep(600)"
+    launcher = ("import subprocess, sys, time; "
+                f"w = subprocess.Popen([sys.executable, '-c', {worker!r}], start_new_session=True); "
+                "print(w.pid, flush=True); time.sleep(600)")
+    process = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    worker_pid = int(process.stdout.readline())
+    kill_tree(process)
+    assert process.returncode == -9
+    status = Path(f"/proc/{worker_pid}/status")
+    assert not status.exists() or "State:\tZ" in status.read_text()  # gone (or dead, not yet reaped)
