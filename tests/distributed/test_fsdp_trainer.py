@@ -247,7 +247,8 @@ def test_a_killed_fsdp_run_resumes_exactly(runs):
 def test_an_incomplete_sharded_checkpoint_is_never_loaded(runs, tmp_path):
     """A folder without its marker (a write a crash cut short) is skipped by ``last`` and
     refused by name; a staging folder is removed by the next run's start-up."""
-    from weighted_mtp.runtime.runs import latest_checkpoint, remove_stale_temp_files
+    from weighted_mtp.runtime.files import remove_stale_temp_files
+    from weighted_mtp.runtime.runs import latest_checkpoint
     from weighted_mtp.training.checkpoint import load_checkpoint
 
     complete = runs["out"] / "death" / "r1" / "checkpoint_stage2_last.dcp"

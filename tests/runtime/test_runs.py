@@ -9,6 +9,7 @@ import time
 import pytest
 
 from weighted_mtp.runtime import runs
+from weighted_mtp.runtime.files import remove_stale_temp_files
 from weighted_mtp.runtime.run_lock import RunLock, RunLockedError
 
 
@@ -45,7 +46,7 @@ def test_temp_files_of_an_interrupted_write_are_removed_at_start(tmp_path, monke
 def test_an_old_folder_is_dropped_when_its_replacement_is_in_place(tmp_path):
     (tmp_path / "checkpoint_stage2_last.dcp").mkdir()
     (tmp_path / ".checkpoint_stage2_last.dcp.old-1a2b3c4d").mkdir()
-    assert runs.remove_stale_temp_files(tmp_path) == 1
+    assert remove_stale_temp_files(tmp_path) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_stage2_last.dcp"]
 
 

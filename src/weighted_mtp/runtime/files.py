@@ -8,6 +8,7 @@ give (``mkstemp`` alone makes them owner-only).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -15,6 +16,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
+
+log = logging.getLogger(__name__)
 
 
 def _default_mode(directory: bool = False) -> int:
@@ -76,3 +79,34 @@ def replace_directory(new: str | Path, target: str | Path) -> None:
         os.replace(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_temp_files(base: str | Path) -> int:
+    """Delete the temp files and staging folders that an interrupted write of this module
+    leaves (``.name.*.tmp`` of :func:`atomic_file`, ``.name.tmp-*`` of
+    :func:`staging_directory`, ``.name.old-*`` of :func:`replace_directory`); returns how
+    many. Call it only where no write is under way (the run lock held).
+
+    An ``.name.old-*`` folder whose ``name`` is missing is the previous version of a folder
+    (a sharded checkpoint, a model) that a crash caught between ``replace_directory``'s two
+    renames: it is put back instead of deleted.
+    """
+    removed = 0
+    for path in sorted(Path(base).rglob(".*"), reverse=True):
+        name = path.name
+        if not (name.endswith(".tmp") or ".tmp-" in name or ".old-" in name):
+            continue
+        if ".old-" in name and path.is_dir():
+            target = path.with_name(name[1:name.rindex(".old-")])
+            if not target.exists():
+                os.replace(path, target)
+                log.info("Restored %s, which a crash left as %s", target, path.name)
+                continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.info("Removed %d temp file(s) an interrupted run left under %s", removed, base)
+    return removed

@@ -15,6 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
+from weighted_mtp.runtime.files import remove_stale_temp_files
 from weighted_mtp.runtime.sharded_checkpoint import MARKER, SUFFIX
 
 log = logging.getLogger(__name__)
@@ -60,35 +61,6 @@ def open_run_folder(base: str | Path, keep_runs: int | None = None) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
             log.info("training.keep_runs %d: removed the old run folder %s", keep_runs, stale)
     return folder
-
-
-def remove_stale_temp_files(base: str | Path) -> int:
-    """Delete the temp files and staging folders (``.name.*.tmp``, ``.name.tmp-*``,
-    ``.name.old-*``) that an interrupted atomic write leaves; returns how many.
-
-    An ``.name.old-*`` folder whose ``name`` is missing is the previous version of a folder
-    (a sharded checkpoint, a model) that a crash caught between ``replace_directory``'s two
-    renames: it is put back instead of deleted.
-    """
-    removed = 0
-    for path in sorted(Path(base).rglob(".*"), reverse=True):
-        name = path.name
-        if not (name.endswith(".tmp") or ".tmp-" in name or ".old-" in name):
-            continue
-        if ".old-" in name and path.is_dir():
-            target = path.with_name(name[1:name.rindex(".old-")])
-            if not target.exists():
-                os.replace(path, target)
-                log.info("Restored %s, which a crash left as %s", target, path.name)
-                continue
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-        removed += 1
-    if removed:
-        log.info("Removed %d temp file(s) an interrupted run left under %s", removed, base)
-    return removed
 
 
 def latest_checkpoint(run_dir: str | Path, stage: str, tag: str) -> Path | None:
