@@ -38,6 +38,14 @@ TrainOn = Literal["all", "correct"]
 ValueLoss = Literal["mse", "huber"]
 
 
+def refuse(problems: list[str]) -> None:
+    """Raise a model rule's problems as one error, a ``key: message`` line each, relative to
+    the model: :func:`weighted_mtp.config.validate.validate_block` turns each line into a full
+    key path."""
+    if problems:
+        raise ValueError("\n".join(problems))
+
+
 class Section(BaseModel):
     """A block of the parameters: frozen, strict, no unknown keys, finite floats."""
 
@@ -87,8 +95,7 @@ class MicroModelConfig(Section):
         if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
             problems.append(f"n_kv_heads: must divide n_heads (each key/value head serves a group of "
                             f"query heads), found {self.n_heads} / {self.n_kv_heads}")
-        if problems:
-            raise ValueError("\n".join(problems))
+        refuse(problems)
         return self
 
 
@@ -308,8 +315,7 @@ class EvaluationConfig(Section):
         if self.n_samples > 0 and self.temperature == 0:
             problems.append("temperature: must be > 0 when n_samples > 0 (temperature 0 gives n "
                             "identical samples; the greedy line is always reported)")
-        if problems:
-            raise ValueError("\n".join(problems))
+        refuse(problems)
         return self
 
 
@@ -344,6 +350,5 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _agrees_with_recipe(self) -> RunConfig:
-        if problems := recipe_contradictions(self) + monitor_contradictions(self):
-            raise ValueError("\n".join(problems))
+        refuse(recipe_contradictions(self) + monitor_contradictions(self))
         return self
