@@ -171,7 +171,9 @@ class TrackingHooks:
         self._mlflow_yml: Mapping[str, Any] = {}
         self._started = 0.0
         self._counted = False
-        self._signals = StopSignals()
+        # SIGINT and SIGTERM end the tracked run KILLED; torchrun's SIGTERM is DistributedHooks'
+        self._signals = StopSignals(_raise_run_stopped, lambda: [signal.SIGINT] + (
+            [] if distributed.launched_distributed() else [signal.SIGTERM]))
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -329,7 +331,7 @@ class DistributedHooks:
         self._context: Any = None
         self._persisted: frozenset[str] = frozenset()
         self._owned = False
-        self._previous_sigterm: Any = None
+        self._sigterm = StopSignals(_raise_rank_stopped, lambda: [signal.SIGTERM])
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -356,7 +358,7 @@ class DistributedHooks:
                                   "training.distributed")
         self._owned = distributed.init_distributed(settings.backend, settings.timeout_minutes,
                                                    params["models"]["policy"].get("device", "auto"))
-        self._catch_sigterm()
+        self._sigterm.catch()
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
@@ -384,19 +386,10 @@ class DistributedHooks:
         self._leave(failed=True)
 
     def _leave(self, failed: bool) -> None:
-        self._restore_sigterm()
+        self._sigterm.restore()
         if self._owned:
             self._owned = False
             distributed.shutdown(failed=failed)
-
-    def _catch_sigterm(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_rank_stopped)
-
-    def _restore_sigterm(self) -> None:
-        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-            self._previous_sigterm = None
 
 
 class RunStopped(RuntimeError):
@@ -405,18 +398,24 @@ class RunStopped(RuntimeError):
 
 
 class StopSignals:
-    """SIGINT and SIGTERM as :class:`RunStopped` while a tracked run is going (torchrun's
-    SIGTERM is :class:`DistributedHooks`' to handle; signals go to the main thread only)."""
+    """Signals turned into exceptions for the length of a run, then the previous handlers
+    back (Python delivers signals to the main thread only; elsewhere this does nothing).
 
-    def __init__(self) -> None:
+    Args:
+        raise_error: The handler: it raises the exception the hooks then see.
+        signals: Which signals (a callable, as whether torchrun launched the run is known
+            only when the run starts).
+    """
+
+    def __init__(self, raise_error: Any, signals: Any) -> None:
+        self._raise_error, self._signals = raise_error, signals
         self._previous: dict[int, Any] = {}
 
     def catch(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        wanted = [signal.SIGINT] + ([] if distributed.launched_distributed() else [signal.SIGTERM])
-        for number in wanted:
-            self._previous[number] = signal.signal(number, _raise_run_stopped)
+        for number in self._signals():
+            self._previous[number] = signal.signal(number, self._raise_error)
 
     def restore(self) -> None:
         if threading.current_thread() is not threading.main_thread():
