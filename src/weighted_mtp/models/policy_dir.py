@@ -20,6 +20,7 @@ from weighted_mtp.models.checkpoint_io import (
 )
 from weighted_mtp.runtime.distributed import barrier, is_main_process
 from weighted_mtp.runtime.files import atomic_file
+from weighted_mtp.runtime.results import plain_floats
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +169,7 @@ def save_pretrained_micro(model: MetaLlamaMTPAdapter, model_dir: str | Path,
     if is_main_process():
         marker = read_marker(path)  # save_pretrained replaces the directory: keep the marker's content
         model.save_pretrained(path)
-        floats = {key: (None if float(value) != float(value) else float(value)) for key, value in metrics.items()}
-        write_marker(path, {**marker, "pretrained": True, "pretrain_metrics": floats})
+        write_marker(path, {**marker, "pretrained": True, "pretrain_metrics": plain_floats(metrics)})
         logger.info("Pre-trained micro model saved to %s (val_loss %.4f)", path, metrics.get("val_loss", float("nan")))
     barrier()
     return model

@@ -1,9 +1,11 @@
-"""Benchmark results as JSON, written crash-safely (benchmarks/results/*.json)."""
+"""Results as JSON: benchmark files written crash-safely (benchmarks/results/*.json), and
+figures made JSON-safe."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from weighted_mtp.runtime.files import atomic_file
@@ -14,3 +16,12 @@ def write_json(result: Any, path: str | Path) -> Path:
     with atomic_file(path) as handle:
         handle.write(json.dumps(result, indent=2) + "\n")
     return Path(path)
+
+
+def plain_floats(metrics: Mapping[str, Any]) -> dict[str, float | None]:
+    """Plain floats for JSON; NaN becomes None (JSON has no NaN)."""
+    out: dict[str, float | None] = {}
+    for key, value in metrics.items():
+        number = float(value)
+        out[key] = None if number != number else number
+    return out

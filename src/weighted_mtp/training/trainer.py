@@ -54,6 +54,7 @@ from weighted_mtp.runtime.sharded_checkpoint import (
     save_sharded,
     sharded_path,
 )
+from weighted_mtp.runtime.results import plain_floats
 from weighted_mtp.runtime.runs import current_run_id, latest_checkpoint
 from weighted_mtp.tracking.attach import mlflow_backend_for
 from weighted_mtp.training.best_tracker import BestTracker
@@ -608,15 +609,6 @@ def prefix_train(figures: Mapping[str, float]) -> dict[str, float]:
 def prefixed(stage: str, row: Mapping[str, float]) -> dict[str, float]:
     """``{"train/loss": x}`` → ``{"stage2/train/loss": x}``."""
     return {f"{stage}/{key}": value for key, value in row.items()}
-
-
-def plain_floats(metrics: Mapping[str, Any]) -> dict[str, float | None]:
-    """Plain floats for JSON; NaN becomes None (JSON has no NaN)."""
-    out: dict[str, float | None] = {}
-    for key, value in metrics.items():
-        number = float(value)
-        out[key] = None if number != number else number
-    return out
 
 
 class _Throughput:

@@ -17,12 +17,13 @@ from weighted_mtp.datasets import ModelBundle
 from weighted_mtp.models import MetaLlamaMTPAdapter
 from weighted_mtp.reporting import token_weight_report
 from weighted_mtp.runtime.device import resolve_device
+from weighted_mtp.runtime.results import plain_floats
 from weighted_mtp.runtime.runs import open_run_folder
 from weighted_mtp.tracking.artifacts import token_weight_histogram
 from weighted_mtp.training.checkpoint import load_checkpoint
 from weighted_mtp.training.evaluate import evaluate_stage
 from weighted_mtp.training.objective import objective_for
-from weighted_mtp.training.trainer import Trainer, build_loader, plain_floats
+from weighted_mtp.training.trainer import Trainer, build_loader
 
 logger = logging.getLogger(__name__)
 
